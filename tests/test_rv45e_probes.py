@@ -52,6 +52,37 @@ def test_another_dns_id_under_the_registrars_name_is_refused(uhttp: TestClient) 
     assert patients(uhttp, f"{MRN}|E45B")[0]["gender"] == "female"
 
 
+@pytest.mark.xfail(strict=True, reason="HIGH: the same DNS reading, its number face -- HIS^b.example^DNS counts as the "
+                   "registrant of a record HIS^a.example^DNS registered and replaces her resident ID number unheld")
+def test_another_dns_id_under_the_registrars_name_does_not_replace_her_number(uhttp: TestClient) -> None:
+    """HIGH: record registered by ``HIS^his.a.example^DNS`` with her number; ``HIS^his.b.example^DNS``'s A08 states
+    another woman's number: it must not replace hers unheld (AE or the W 205 held for the operator)."""
+    hers, other = _nid("32092319801015160"), _nid("32092319801015164")
+    pid3 = "E45G^^^FNXRMYY^MR"
+    assert ack_code_of(post(uhttp, adt("E45Ga", f"{pid3}~{hers}^^^^NNCHN", "甲^一", "19801015", "F",
+                                       app="HIS^his.a.example^DNS"))) == "AA"
+    ack = post(uhttp, adt("E45Gb", f"{pid3}~{other}^^^^NNCHN", "甲^一", "19801015", "F", event="A08",
+                          app="HIS^his.b.example^DNS"))
+    numbers = str(patients(uhttp, f"{MRN}|E45G")[0]["identifier"])
+    assert hers in numbers and other not in numbers, "her number replaced by another application's A08"
+    held = any("held for the operator" in x for x in err_lines(ack))
+    assert ack_code_of(ack) == "AE" or held, err_lines(ack)
+
+
+def test_guard_another_oid_under_the_registrars_name_does_not_replace_her_number(uhttp: TestClient) -> None:
+    """Guard: the same with two OIDs -- ``HIS^<OID2>^ISO`` does not replace the number ``HIS^<OID1>^ISO`` gave."""
+    hers, other = _nid("32092319801015170"), _nid("32092319801015174")
+    pid3 = "E45H^^^FNXRMYY^MR"
+    assert ack_code_of(post(uhttp, adt("E45Ha", f"{pid3}~{hers}^^^^NNCHN", "甲^一", "19801015", "F",
+                                       app=f"HIS^{OID}^ISO"))) == "AA"
+    ack = post(uhttp, adt("E45Hb", f"{pid3}~{other}^^^^NNCHN", "甲^一", "19801015", "F", event="A08",
+                          app="HIS^1.2.156.999.9^ISO"))
+    numbers = str(patients(uhttp, f"{MRN}|E45H")[0]["identifier"])
+    assert hers in numbers and other not in numbers, "her number replaced by another application's A08"
+    held = any("held for the operator" in x for x in err_lines(ack))
+    assert ack_code_of(ack) == "AE" or held, err_lines(ack)
+
+
 @pytest.mark.parametrize("where, stays", [({"message": "m1"}, False), ({"message": "m0"}, True),
                                           ({"message": "m1", "received_at": "2026-12-01"}, False),
                                           ({"message": "m1", "received_at": "2026-12-02"}, True),
