@@ -13,11 +13,13 @@ from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
 from engine.engine import Engine
+from engine.messages import _EPOCH, _REGISTRARS, MessageStore
+from engine.repository import mongo_store
 from tests.hl7_calls import err_lines, post
 from tests.identity39_calls import engine_and_client
 from tests.module_store import module_eng, undeclared_eng, undeclared_eng_http  # noqa: F401
 from tests.test_idlow41_identity import _set
-from tests.test_idlow41_identity import _set
+from tests.test_reg45_registrar_hd import _as_the_release_before, _rows
 from tests.test_rvidentity32_probes import MRN, _nid, adt, oru, patients, subjects
 
 both = engine_and_client("rv45e")
@@ -136,3 +138,58 @@ def test_the_man_numbered_by_his_registrars_other_form_keeps_his_result(both: tu
     tag = {"HIS": "E45D", "his": "E45E"}.get(gives, "E45F")
     ack = _man_numbered_by_the_registrars_other_form(http, tag, registers, gives)
     assert ack_code_of(ack) == "AA" and subjects(http, f"{tag}OBS"), err_lines(ack)
+
+
+class _Killed(Exception):
+    """The process dying at a write of the upgrade pass."""
+
+
+@pytest.mark.parametrize("write, nth", [("replace", 1), ("delete_if", 1), ("delete_if", 2), ("cursor", 1),
+                                        ("cursor", 2), ("done", 1)],
+                         ids=["after-new-key", "after-delete", "after-second-delete", "at-first-cursor",
+                              "at-second-cursor", "at-done"])
+def test_an_upgrade_pass_killed_at_a_write_resumes_to_the_same_rows(undeclared_eng: Engine, uhttp: TestClient,
+                                                                   monkeypatch: pytest.MonkeyPatch, write: str,
+                                                                   nth: int) -> None:
+    """reg45b's resumption (``registrars_whole_from``) and conditional delete: rows the release before keyed by the
+    code (``^HIS^DNS``'s and ``HIS^<OID>^ISO``'s registrations, both ``record|HIS``), the pass one row a page killed
+    at its ``nth`` write of a kind -- on SQLite the page's transaction rolls back; on mongomock (no transactions) a
+    dead process runs no undo, its writes stay half done. The next open's pass leaves each registration one row,
+    keyed whole, and is then done."""
+    messages: MessageStore = undeclared_eng.ingestor.messages
+    tags = (f"E45K{write[:2]}{nth}", f"E45L{write[:2]}{nth}")
+    _as_the_release_before(undeclared_eng, uhttp, monkeypatch, (tags[0], "^HIS^DNS"), (tags[1], f"HIS^{OID}^ISO"))
+    census = undeclared_eng.store.collection("hl7_census")  # the marker off, as a store the release before made
+    census.replace({k: v for k, v in census.get(_EPOCH).items() if k not in (_REGISTRARS, "registrars_whole_from")})
+    messages._epoch = None
+    table, seen = messages.registrations, {"n": 0}
+
+    def killing(name: str, real: object, applies: object) -> object:
+        def wrapped(*args: object, **kw: object) -> object:
+            out = real(*args, **kw)  # type: ignore[operator]
+            if applies(*args):  # type: ignore[operator]
+                seen["n"] += 1
+                if seen["n"] == nth:
+                    raise _Killed(name)
+            return out
+        return wrapped
+
+    with monkeypatch.context() as dying:
+        dying.setattr("engine.messages._CENSUS_PAGE", 1)
+        dying.setattr(mongo_store._Undo, "undo", lambda self, exc: None)  # (a dead process puts nothing back)
+        if write in ("replace", "delete_if"):
+            dying.setattr(table, write, killing(write, getattr(table, write), lambda *a: True))
+        else:
+            field = "registrars_whole_from" if write == "cursor" else _REGISTRARS
+            dying.setattr(messages.census, "update", killing(write, messages.census.update,
+                                                             lambda _id, fields, *a: field in fields
+                                                             and fields[field] is not None))
+        with pytest.raises(_Killed):
+            messages.registrars_whole()
+    messages._epoch = None  # the next open
+    messages.registrars_whole()
+    assert list(_rows(undeclared_eng, uhttp, tags[0])) == ["^HIS^DNS"]
+    assert list(_rows(undeclared_eng, uhttp, tags[1])) == [f"HIS^{OID}^ISO"]
+    assert all(row.get("whole") for tag in tags for row in _rows(undeclared_eng, uhttp, tag).values())
+    messages._epoch = None
+    assert messages.registrars_whole() is None
