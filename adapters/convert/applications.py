@@ -246,7 +246,9 @@ def states(hd: HD, code: str) -> bool:
       decides: the registrar ``HIS^1.2.3^ISO``'s own correction sent as ``HIS`` or ``HIS^1.2.3`` (no HD-3: no
       universal id) is its own, as ``one_application``, ``names_one``, the site check ``mistakes`` and the take-over
       (``same_code``) read them (reg45 had matched it as sent and refused it AE 205: rv45b MED 1; forty-fifth round,
-      reg45b). An HD without an HD-1 states no such code, however its OID agrees (under a site putting the
+      reg45b). Two universal ids of a type ``same_hd`` does not read (``DNS``, ``UUID``, a local type) both sent and
+      different are two applications whatever their HD-1s: ``HIS^b.example^DNS`` states no registrar
+      ``HIS^a.example^DNS`` (rv45e HIGH: it had replaced her number as the registrar). An HD without an HD-1 states no such code, however its OID agrees (under a site putting the
       hospital's OID in every MSH-3, ``^<OID>^ISO`` is every application). With no HD-1 in the code, a universal
       id with its type, stated by an HD whose HD-1 is empty and whose HD-2 and HD-3 are the code's.
     - A bare code: a name, stated by HD-1 -- and that alone for a code that is no universal id by its form:
@@ -263,6 +265,9 @@ def states(hd: HD, code: str) -> bool:
     if "^" in code:
         own = hd_of(code)
         if own[0]:  # (HL7's HD rule: a universal id missing on one side is no disagreement; rv45b MED 1)
+            if hd[1] and hd[2] and own[1] and own[2] and not (same_text(hd[1], own[1]) and same_text(hd[2], own[2])) \
+                    and not (universal_system(hd[1], hd[2]) and universal_system(own[1], own[2])):
+                return False  # (two universal ids same_hd cannot read, DNS/UUID/...: stated apart, not one; rv45e HIGH)
             return bool(hd[0]) and same_hd(hd, own, one_table=True)
         return (not hd[0] and bool(own[1]) and same_text(hd[1], own[1]) and same_text(hd[2], own[2]))
     if hd[0]:
