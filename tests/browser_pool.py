@@ -66,9 +66,11 @@ _WAITER = """(async () => {
   const end = performance.now() + %d;
   for (;;) {
     let v;
-    try { v = await (
+    if (document.readyState !== "loading") {  // (a document still parsing is not yet the page a person sees)
+      try { v = await (
 %s
-    ); } catch (e) { v = undefined; }
+      ); } catch (e) { v = undefined; }
+    }
     if (v) return {t: true, v};
     if (performance.now() >= end) return {t: false};
     await new Promise(r => setTimeout(r, %d));
@@ -88,7 +90,9 @@ def until(call: Any, expression: str, timeout: float, on_error: Any = None) -> A
     """Wait up to ``timeout`` seconds for the page's ``expression`` to be true, and return its value
     (``None`` at the timeout). ``call(method, **params)`` is the page's DevTools call (an error answer
     raises ``RuntimeError``). The expression is checked in the page (``_WAITER``): it answers as soon
-    as the DOM does, where a poll from here slept between questions. What counts as true is what a
+    as the DOM does, where a poll from here slept between questions -- never while the document is still
+    parsing (``readyState`` "loading"): a wait on the new address alone had answered before the new page's
+    elements existed, and the test's next read of one found none (ci185, ui38's mistyped address). What counts as true is what a
     poll had counted: a JavaScript truthy value that is falsy here (``[]``, ``{}``) is asked again
     after 0.1 s, as before. A document replaced under the wait (a navigation, a submit) ends the call
     with an error: asked again in the new one. An ``expression`` that is not one (statements) is
