@@ -363,20 +363,26 @@ class MongoCollection:
             undo.wrote(self.raw, doc_id, before)
         return result.matched_count > 0
 
+    @contextmanager
+    def _race_lost_as_written_meanwhile(self, doc_id: str) -> Iterator[None]:
+        """A compare-and-set's write (``update_if``, ``replace_if``, ``delete_if``) refused on a replica set because
+        another transaction wrote the document first is a compare-and-set lost, the same as ``where`` no longer
+        holding -- said as the repository says a race (``WrittenMeanwhile``, a 409) rather than a 500, and what a
+        caller that reads again and retries (``Reviews.review``) catches. Any other failure is raised as it is."""
+        try:
+            yield
+        except pymongo.errors.OperationFailure as exc:
+            if exc.code == 112 or exc.has_error_label("TransientTransactionError"):
+                raise WrittenMeanwhile(f"{self.name}/{doc_id} was written by another transaction meanwhile") from None
+            raise
+
     def update_if(self, doc_id: str, where: Document, fields: Document) -> bool:
         """``port.Collection.update_if``: one ``find_one_and_update`` whose filter is ``_id`` and ``where``, atomic on
         the server with or without transactions; the document before it is what a failed block puts back."""
         if "_id" in fields or "_id" in where:
             raise ValueError("cannot change _id")
-        try:
+        with self._race_lost_as_written_meanwhile(doc_id):
             before = self.raw.find_one_and_update({**where, "_id": doc_id}, {"$set": dict(fields)}, **self.store.kw())
-        except pymongo.errors.OperationFailure as exc:
-            # on a replica set another transaction's write of the document first: a compare-and-set lost, the same
-            # as ``where`` no longer holding -- said as the repository says a race (``WrittenMeanwhile``, a 409)
-            # rather than a 500, and what a caller that reads again and retries (``Reviews.review``) catches
-            if exc.code == 112 or exc.has_error_label("TransientTransactionError"):
-                raise WrittenMeanwhile(f"{self.name}/{doc_id} was written by another transaction meanwhile") from None
-            raise
         if before is None:
             return False
         if (undo := self.store.undo) is not None:
@@ -399,7 +405,7 @@ class MongoCollection:
         if where is not None and "_id" in where:
             raise ValueError("cannot condition on _id")
         undo = self.store.undo
-        try:
+        with self._race_lost_as_written_meanwhile(doc_id):
             if where is None:
                 try:
                     self.raw.insert_one(dict(doc), **self.store.kw())
@@ -410,10 +416,6 @@ class MongoCollection:
                 before = self.raw.find_one_and_replace({**where, "_id": doc_id}, dict(doc), **self.store.kw())
                 if before is None:
                     return False
-        except pymongo.errors.OperationFailure as exc:  # as ``update_if``: a replica set's write conflict is a race
-            if exc.code == 112 or exc.has_error_label("TransientTransactionError"):
-                raise WrittenMeanwhile(f"{self.name}/{doc_id} was written by another transaction meanwhile") from None
-            raise
         if undo is not None:
             # (the filter names ``where``'s fields as this write left them, so that a compare-and-set stored since on
             # them -- a review's count -- is never put back over, even between the read and the put-back)
@@ -510,12 +512,8 @@ class MongoCollection:
         the server with or without transactions; the document it deleted is what a failed block puts back."""
         if "_id" in where:
             raise ValueError("cannot condition on _id")
-        try:
+        with self._race_lost_as_written_meanwhile(doc_id):
             before = self.raw.find_one_and_delete({**where, "_id": doc_id}, **self.store.kw())
-        except pymongo.errors.OperationFailure as exc:  # (another transaction's write first: as ``update_if``)
-            if exc.code == 112 or exc.has_error_label("TransientTransactionError"):
-                raise WrittenMeanwhile(f"{self.name}/{doc_id} was written by another transaction meanwhile") from None
-            raise
         if before is None:
             return False
         if (undo := self.store.undo) is not None:
