@@ -202,9 +202,9 @@ def registrar_of(doc: Document) -> str:
     (``application_hd_of``, ~12 us a document). The one reading of it: the registrations table's key and rows
     (``note_registrations``, ``registrars_whole``) and every registrar ``adapters.convert.persons`` reads of a filed
     message. (forty-fifth round, reg45)"""
-    from adapters.convert.applications import registrar  # (it imports, through adapters.convert, this module)
-    hd = application_hd_of(doc)
-    return registrar((application_of(doc), hd[1], hd[2]) if hd[0] else hd)
+    # (imported here: adapters.convert imports this module)
+    from adapters.convert.applications import filed_registrar
+    return filed_registrar(application_of(doc), application_hd_of(doc))
 
 
 def _row_registrar(row: Document, doc: Document | None) -> str:

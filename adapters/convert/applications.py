@@ -235,6 +235,14 @@ def registrar(hd: HD) -> str:
     return "^".join((name, universal, kind if universal else "")).rstrip("^")
 
 
+def filed_registrar(code: str, hd: HD) -> str:
+    """``registrar`` of a message as filed: a name (HD-1 sent) is ``code``, the code as filed (the ingest decoded it
+    in the set the site declares for the sender, which a re-read of the raw does not know), beside the universal id
+    read from ``hd`` (its MSH-3 as sent); an HD without a name is kept as sent. The one rule of it, for a stored
+    message (``engine.messages.registrar_of``) and a batch's earlier conversion (``persons._registrar_of``)."""
+    return registrar((code, hd[1], hd[2]) if hd[0] else hd)
+
+
 def states(hd: HD, code: str) -> bool:
     """Whether the HD ``hd`` (an MSH-3 as sent, or an alias form) states the application ``code`` -- a declared
     code (institutions.yaml) or a stored one (``registrar``) -- by the HD component that states the same kind of

@@ -41,7 +41,14 @@ from dataclasses import replace
 from typing import Any, NamedTuple
 
 from adapters.convert.actors import INSTITUTION_SYSTEM
-from adapters.convert.applications import code_declared, is_declared, listed, registrar, same_code, sends_as
+from adapters.convert.applications import (
+    code_declared,
+    filed_registrar,
+    is_declared,
+    listed,
+    same_code,
+    sends_as,
+)
 from adapters.convert.engine import json_copy
 from adapters.hl7v2.errors import (
     DATA_TYPE_ERROR,
@@ -1840,8 +1847,7 @@ def _registrar_of(source: Any) -> str:
     sender, which a re-read of the raw does not know. (forty-fourth round, low44c; forty-fifth round, reg45)"""
     if isinstance(source, dict):
         return registrar_of(source)
-    hd = source.sender
-    return registrar((str(source.application or ""), hd[1], hd[2]) if hd[0] else hd)
+    return filed_registrar(str(source.application or ""), source.sender)
 
 
 # the kept-apart warning's text before and after the authority: what the rows written before the
