@@ -306,7 +306,29 @@ def _first_equality(filter: Any) -> tuple[str, str | bool] | None:
     return None
 
 
+
+def _mongomock_find_and_modify_atomic() -> None:
+    """mongomock's ``find_one_and_replace``/``_update``/``_delete`` (``Collection._find_and_modify``) is a find and then
+    a write with no lock spanning both, so two threads could both match a compare-and-set's filter and both write: a
+    review answered 200 lost (ci188, lead43_reviews' two reviews at once). A MongoDB server's findAndModify is one
+    atomic step; the stand-in is made one here (one lock for every collection: the test double's fidelity, never the
+    store's code)."""
+    import threading
+
+    from mongomock.collection import Collection
+
+    lock = threading.RLock()
+    find_and_modify = Collection._find_and_modify
+
+    def atomic(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with lock:
+            return find_and_modify(self, *args, **kwargs)
+
+    Collection._find_and_modify = atomic
+
+
 _mongomock_finds_by_id()
+_mongomock_find_and_modify_atomic()
 
 
 @contextlib.contextmanager
