@@ -2401,7 +2401,8 @@ def _formerly(conversion: Any, ref: str, sequence: int, current: dict[str, Any],
         return False
     registrar = _registered(ref, search, messages, conversion.registrars, read_many)
     if registrar in (None, _UNSPOKEN, _UNREGISTERED) or not any(
-            _stated_by(record, versions, str(registrar), search, messages, marks) for record, versions in former.items()):
+            _stated_by(record, versions, str(registrar), search, messages, marks, conversion.institution,
+                       conversion.site) for record, versions in former.items()):
         return False
     warning = HL7Error(
         f"PID-3's record: this PID states the record's former {_differing(current, conversion.by_reference[ref])}, "
@@ -2462,23 +2463,34 @@ def _corrected_alone(former: dict[str, Any], current: dict[str, Any]) -> bool:
         and not id_numbers_differ(former, current)
 
 
-def _stated_by(ref: str, versions: set[str], application: str, search: Any, messages: Any, marks: Any) -> bool:
+def _stated_by(ref: str, versions: set[str], application: str, search: Any, messages: Any, marks: Any,
+               institution: str, site: Any) -> bool:
     """Did a filed message of ``application`` (a registrar, the MSH-3 whole: ``_registrar_of``, as the registrations
     table keeps it -- last45: an HD-1 compared with it missed every message of a registrar sending its OID) write one
-    of ``versions`` of the record ``ref``? Read from the
+    of ``versions`` of the record ``ref``? Its own by ``_its_own``. Read from the
     Provenances naming the record (``_naming``), stopping at the first; past ``_PAGES`` pages, no (the refusal
     ``_formerly`` would lift stands)."""
     try:
-        return any(application in {_registrar_of(doc) for doc in docs}
-                   for _, docs in _naming(ref, versions, search, messages, marks, whole=True))
+        return any(_its_own(doc, application, institution, site)
+                   for _, docs in _naming(ref, versions, search, messages, marks, whole=True) for doc in docs)
     except _Untold:
         return False
 
 
+def _its_own(doc: dict[str, Any], application: str, institution: str, site: Any) -> bool:
+    """Is the filed message ``doc`` one of the registrar ``application``'s (``_stated_by``, ``_versions_stated_by``)?
+    Both are stored codes (``_registrar_of``: the MSH-3 whole), so by ``applications.same_code`` -- the one rule of
+    two stored codes naming one application (HL7's HD rule, the site's alias groups of ``institution``): its A08 sent
+    in its other MSH-3 form (``HIS`` / ``HIS^<OID>^ISO``, ``his``) is its word, as ``applications.states`` takes it
+    as its own -- compared as strings, its number read as no one's and the man's own result refused AE 205 at PID-3
+    (rv45e MED 2) -- while ``HIS^a^DNS`` is no ``HIS^b^DNS``, nor ``LIS`` the ``HIS``. (forty-sixth round, med46)"""
+    return same_code(institution, _registrar_of(doc), application, site)
+
+
 def _versions_stated_by(ref: str, versions: set[str], application: str, search: Any, messages: Any,
-                        marks: Any) -> dict[str, list[dict[str, Any]]] | None:
-    """Which of ``versions`` of the record ``ref`` did a filed message of ``application`` (a registrar, read from each
-    message by ``_registrar_of``) write, and which
+                        marks: Any, institution: str, site: Any) -> dict[str, list[dict[str, Any]]] | None:
+    """Which of ``versions`` of the record ``ref`` did a filed message of ``application`` (a registrar of
+    ``institution``; a message its own by ``_its_own``) write, and which
     messages (version -> their documents)? Read from the Provenances naming the record (``_naming``), every page.
     None: "cannot be told" -- more Provenances than ``_PAGES`` pages hold, as ``_walked`` answers: what was read
     is the OLDEST (the pages run oldest first), and a registration stating F the HIS corrected to U since would
@@ -2486,7 +2498,7 @@ def _versions_stated_by(ref: str, versions: set[str], application: str, search: 
     out: dict[str, list[dict[str, Any]]] = {}
     try:
         for prov, docs in _naming(ref, versions, search, messages, marks, whole=True):
-            theirs = [doc for doc in docs if _registrar_of(doc) == application]
+            theirs = [doc for doc in docs if _its_own(doc, application, institution, site)]
             for version in _versions_named(prov, ref) & versions if theirs else ():
                 out.setdefault(version, []).extend(theirs)
     except _Untold:
@@ -2541,7 +2553,8 @@ def _two_people(conversion: Any, ref: str, was: dict[str, Any], search: Any, mes
         return False
     if not numbers_against_sex(was, demographics(was)):
         return True
-    registered = _as_registered(ref, search, messages, conversion.registrars, read_many, conversion.site)
+    registered = _as_registered(ref, search, messages, conversion.registrars, read_many, conversion.institution,
+                                conversion.site)
     return registered is None or contradicts_all(was, person, registered)
 
 
@@ -2557,7 +2570,7 @@ _REGISTERED = ("name", "gender", "birthDate")
 _STATEMENTS_READ = 256
 
 
-def _as_registered(ref: str, search: Any, messages: Any, declared: Collection[str], read_many: Any,
+def _as_registered(ref: str, search: Any, messages: Any, declared: Collection[str], read_many: Any, institution: str,
                    site: Any) -> dict[str, Any] | None:
     """The stored record ``ref`` as the application that registered it (``_registered``) stated it: of each of its
     name (PID-5), sex (PID-8), birth date (PID-7) and resident ID numbers (PID-3 NNCHN), what the newest of that
@@ -2579,7 +2592,7 @@ def _as_registered(ref: str, search: Any, messages: Any, declared: Collection[st
     except NotFound:
         return None
     versions = [str(v.version) for v in kept]
-    stated = _versions_stated_by(ref, set(versions), str(registrar), search, messages, marks)
+    stated = _versions_stated_by(ref, set(versions), str(registrar), search, messages, marks, institution, site)
     if stated is None:
         return None
     said: dict[str, Any] = {}
@@ -2605,7 +2618,7 @@ def _as_registered(ref: str, search: Any, messages: Any, declared: Collection[st
         if len(docs) > _STATEMENTS_READ:
             return None
     if kept and (carried := _carried_as_registered(ref, kept[0].resource, str(registrar), search, messages, marks,
-                                                    site)):
+                                                    institution, site)):
         numbers = [*(numbers or ()), *carried]
     if numbers is None and not said:
         return None
@@ -2711,7 +2724,7 @@ def as_filed(ref: str, version: str, search: Any, messages: Any, marks: Any, sit
 
 
 def _carried_as_registered(ref: str, record: dict[str, Any], registrar: str, search: Any, messages: Any,
-                           marks: Any, site: Any) -> list[dict[str, Any]]:
+                           marks: Any, institution: str, site: Any) -> list[dict[str, Any]]:
     """The resident ID numbers the stored ``record`` (``ref``) holds that a merge of the registrar's own carried onto
     it (``_carried_from``'s mark naming the record merged away) from a record on which the registrar's messages last
     stated them: its word as much as a number it stated on ``ref`` -- the HIS registered the man's number on GBR1 and
@@ -2731,7 +2744,7 @@ def _carried_as_registered(ref: str, record: dict[str, Any], registrar: str, sea
             versions = [str(v.version) for v in marks.versions(rtype, rid) if v.resource is not None]
         except NotFound:
             continue
-        stated = _versions_stated_by(prior, set(versions), registrar, search, messages, marks)
+        stated = _versions_stated_by(prior, set(versions), registrar, search, messages, marks, institution, site)
         docs = _newest_sent(list({str(doc.get("_id")): doc for version in versions
                                   for doc in (stated or {}).get(version, ())}.values()), site)
         merged, numbers = False, None
