@@ -97,6 +97,9 @@ _NOTED = "registrations_noted"
 # path puts the message back by (``MessageStore.put_back``); None once a failure left writes of it stored (dfix40)
 DECIDING = "deciding"
 _CENSUS_PAGE = 500
+# how often ``MessageStore._rekey`` reads a registrations row again that another process wrote meanwhile under the
+# key it moves a row to: each try loses only to a write between its read and its conditional write
+_REKEY_TRIES = 3
 
 log = logging.getLogger("huren.ingest")
 
@@ -222,9 +225,20 @@ def _first_stands(held: Document | None, received: str, doc_id: str) -> bool:
 
 def _as_read(row: Document) -> Document:
     """The condition a registrations row still is the one read (its message and instant): what the upgrade's
-    conditional delete asks (``MessageStore._rekey``), so that on a MongoDB without transactions a registration
-    another process wrote under that key meanwhile is not deleted (rv45b MED 2)."""
-    return {k: row[k] for k in ("message", "received_at") if row.get(k)}
+    conditional writes ask (``MessageStore._rekey``), so that on a MongoDB without transactions a registration
+    another process wrote under that key meanwhile is neither deleted (rv45b MED 2) nor written over. Both fields
+    always, one the row lacks as absent (None: absent or null to both backends, ``Collection``'s filter) -- left
+    out, a row with neither was the empty condition, which matches any row: a plain delete (rv45e LOW;
+    forty-sixth round, med46)."""
+    return {k: row.get(k) for k in ("message", "received_at")}
+
+
+def _epoch_as_read(epoch: Document) -> Document:
+    """The condition the registrations epoch document is still the one read (``registrations_epoch``): its
+    ``since`` and ``unseen``, which a rewrite (an older release's filings seen) always changes. What
+    ``registrars_whole``'s writes to it ask, so that the pass's marker never lands on an epoch rewritten meanwhile --
+    the rewrite drops it so that the next open keys the rows the older release wrote (rv45e LOW; med46)."""
+    return {k: epoch.get(k) for k in ("since", "unseen")}
 
 
 def conflict_id(key_id: str, sha256: str) -> str:
@@ -429,17 +443,28 @@ class MessageStore:
         transactions that stops between keeps both (the old one keyed again by the next pass), never neither.
         The old one is deleted only as read (``delete_if`` on its message and instant): on a MongoDB without
         transactions another process may have moved it and written its own registration under that key meanwhile,
-        which reg45's plain delete took with it (rv45b MED 2; forty-fifth round, reg45b). Whether the row moved to
+        which reg45's plain delete took with it (rv45b MED 2; forty-fifth round, reg45b). The new row is written only
+        over the row read under its key (``replace_if``, read again when another process wrote there meanwhile, at
+        most ``_REKEY_TRIES`` times), so a registration received earlier that another process wrote there meanwhile
+        stands, as the table keeps the first (rv45e LOW; forty-sixth round, med46). Whether the row moved to
         another key."""
         app = _row_registrar(row, doc)
         key = f"{row.get('record')}|{app}"
-        moved = key != row["_id"]
-        if not (moved and _first_stands(self.registrations.get(key), str(row.get("received_at") or ""),
-                                        str(row.get("message") or ""))):
-            self.registrations.replace({**row, "_id": key, "application": app, _WHOLE: True})
-        if moved:  # (only the row as read: one another process wrote under the old key meanwhile stays; rv45b MED 2)
-            self.registrations.delete_if(row["_id"], _as_read(row))
-        return moved
+        new = {**row, "_id": key, "application": app, _WHOLE: True}
+        if key == row["_id"]:  # (marked only as read: a row written meanwhile under its key is the writer's)
+            self.registrations.replace_if(new, _as_read(row))
+            return False
+        received, message = str(row.get("received_at") or ""), str(row.get("message") or "")
+        for _ in range(_REKEY_TRIES):
+            held = self.registrations.get(key)
+            if _first_stands(held, received, message) or \
+                    self.registrations.replace_if(new, None if held is None else _as_read(held)):
+                break  # (the new key's row the first registration: as read, or this one written over it)
+        else:
+            return False  # (written meanwhile each time: both rows kept, never neither -- the next pass looks again)
+        # (only the row as read: one another process wrote under the old key meanwhile stays; rv45b MED 2)
+        self.registrations.delete_if(row["_id"], _as_read(row))
+        return True
 
     def registrars_whole(self) -> int | None:
         """Once per store (``_REGISTRARS`` on the epoch document in ``hl7_census``): key each registrations row an
@@ -459,9 +484,11 @@ class MessageStore:
         store writes the marker with its epoch (``registrations_epoch``) and scans nothing; an epoch rewritten for
         an older release's filings (``registrations_epoch``) drops it, and the next open looks again. Returns how
         many rows were keyed anew; None once done. (forty-fifth round, reg45)"""
-        if self.registrations_epoch().get(_REGISTRARS) is not None:
+        epoch = self.registrations_epoch()
+        if epoch.get(_REGISTRARS) is not None:
             return None
-        begun = self.registrations_epoch().get(_REGISTRARS_FROM) or {}  # (a pass stopped half way: resumed)
+        read = _epoch_as_read(epoch)  # (each write to the epoch: only while it is this one)
+        begun = epoch.get(_REGISTRARS_FROM) or {}  # (a pass stopped half way: resumed)
         moved, last = int(begun.get("moved") or 0), str(begun.get("from") or "")
         while page := self.registrations.find({"_id": {"$gt": last}}, sort=[("_id", 1)], limit=_CENSUS_PAGE):
             last = str(page[-1]["_id"])
@@ -473,13 +500,25 @@ class MessageStore:
                     if f"{row.get('record')}|{_row_registrar(row, doc)}" == row["_id"] or self.registrations.get(row["_id"]) != row:
                         continue  # keyed whole already, or changed since read (another pass moved it)
                     moved += self._rekey(row, doc)
-                self.census.update(_EPOCH, {_REGISTRARS_FROM: {"from": last, "moved": moved}})  # (with the page's)
+                # (with the page's; an epoch rewritten meanwhile: the pass stops, its rows keyed whole stay)
+                if not self.census.update_if(_EPOCH, read, {_REGISTRARS_FROM: {"from": last, "moved": moved}}):
+                    return self._rewritten(moved)
         done = {"at": now_iso(), "moved": moved}
-        with self.store.transaction():  # (an epoch rewritten since by another process: the next open looks again)
-            self.census.update(_EPOCH, {_REGISTRARS: done, _REGISTRARS_FROM: None})
-        self._epoch = {**self.registrations_epoch(), _REGISTRARS: done, _REGISTRARS_FROM: None}  # (as stored)
+        with self.store.transaction():
+            if not self.census.update_if(_EPOCH, read, {_REGISTRARS: done, _REGISTRARS_FROM: None}):
+                return self._rewritten(moved)
+        self._epoch = {**epoch, _REGISTRARS: done, _REGISTRARS_FROM: None}  # (as stored)
         if moved:
             log.info("registrations table: %d rows keyed by their registrar whole (MSH-3 as sent)", moved)
+        return moved
+
+    def _rewritten(self, moved: int) -> int:
+        """``registrars_whole`` finding the epoch it read rewritten by another process (an older release's filings
+        seen: ``registrations_epoch``): no marker nor cursor of this pass on the new epoch, whose rows the older
+        release keyed by the code; the epoch read again at the next ask (this process's next open runs the pass)."""
+        self._epoch = None
+        log.warning("registrations table: the epoch was rewritten during the pass keying rows by their registrar "
+                    "whole (%d keyed); the next open runs it again", moved)
         return moved
 
     def registrations_of(self, record: str) -> list[Document]:

@@ -138,7 +138,7 @@ class _Killed(Exception):
     """The process dying at a write of the upgrade pass."""
 
 
-@pytest.mark.parametrize("write, nth", [("replace", 1), ("delete_if", 1), ("delete_if", 2), ("cursor", 1),
+@pytest.mark.parametrize("write, nth", [("replace_if", 1), ("delete_if", 1), ("delete_if", 2), ("cursor", 1),
                                         ("cursor", 2), ("done", 1)],
                          ids=["after-new-key", "after-delete", "after-second-delete", "at-first-cursor",
                               "at-second-cursor", "at-done"])
@@ -171,13 +171,14 @@ def test_an_upgrade_pass_killed_at_a_write_resumes_to_the_same_rows(undeclared_e
     with monkeypatch.context() as dying:
         dying.setattr("engine.messages._CENSUS_PAGE", 1)
         dying.setattr(mongo_store._Undo, "undo", lambda self, exc: None)  # (a dead process puts nothing back)
-        if write in ("replace", "delete_if"):
+        if write in ("replace_if", "delete_if"):  # (the new key written conditionally since med46: replace_if)
             dying.setattr(table, write, killing(write, getattr(table, write), lambda *a: True))
         else:
             field = "registrars_whole_from" if write == "cursor" else _REGISTRARS
-            dying.setattr(messages.census, "update", killing(write, messages.census.update,
-                                                             lambda _id, fields, *a: field in fields
-                                                             and fields[field] is not None))
+            # (the pass writes the epoch conditionally since med46: ``update_if``, its fields third)
+            dying.setattr(messages.census, "update_if", killing(write, messages.census.update_if,
+                                                                lambda _id, where, fields: field in fields
+                                                                and fields[field] is not None))
         with pytest.raises(_Killed):
             messages.registrars_whole()
     messages._epoch = None  # the next open
