@@ -26,9 +26,11 @@ from tests.test_rvidentity32_probes import MRN, _nid, adt, oru, patients, subjec
 both = engine_and_client("med46")
 
 OID = "1.2.156.112604.1.1.7"
-# (the registering MSH-3, another MSH-3 that is ANOTHER application by HL7 v2.5.1 2.A.33 / by name)
-OTHERS = [("HIS^his.a.example^DNS", "HIS^his.b.example^DNS"), ("HIS", "LIS"), (f"HIS^{OID}^ISO", "HIS^1.2.156.999.9^ISO")]
-OTHER_IDS = ["two-dns-ids", "another-name", "two-oids"]
+# (the registering MSH-3, another MSH-3 that is ANOTHER application by HL7 v2.5.1 2.A.33 / by name; a site putting
+# the hospital's OID in every MSH-3; a universal id spelled as the registrar's name: rv44c MED 1)
+OTHERS = [("HIS^his.a.example^DNS", "HIS^his.b.example^DNS"), ("HIS", "LIS"), (f"HIS^{OID}^ISO", "HIS^1.2.156.999.9^ISO"),
+          (f"HIS^{OID}^ISO", f"EMR^{OID}^ISO"), ("HIS", "^HIS^DNS")]
+OTHER_IDS = ["two-dns-ids", "another-name", "two-oids", "hospital-oid", "universal-id-of-its-letters"]
 
 
 def _refused_at_pid3(ack: bytes) -> bool:
@@ -73,7 +75,7 @@ def test_control_a_number_another_application_gave_is_not_the_registrars_word(
     female stands against it: refused AE 205 at PID-3, nothing filed."""
     _, http = both
     at = OTHERS.index((registers, other))
-    tag = "M46" + "DEF"[at]
+    tag = "M46" + "DEFKL"[at]
     man = _nid(f"32092319700101{31 + 2 * at:03d}")  # (a man's number of his own: odd sequence, one record each)
     mrn = f"{tag}^^^FNXRMYY^MR"
     assert ack_code_of(post(http, adt(f"{tag}A", mrn, "许^子", "", "M", app=registers))) == "AA"
@@ -91,6 +93,6 @@ def test_control_a_day_old_copy_of_another_applications_version_is_refused(
     """Control of ``_stated_by`` (``_formerly``): the same with the version the copy states written by ``other``,
     another application: no word of the registrar's, refused AE 205 at PID-3, nothing filed."""
     _, http = both
-    tag = "M46" + "GHJ"[OTHERS.index((registers, other))]
+    tag = "M46" + "GHJMN"[OTHERS.index((registers, other))]
     ack, _ = _copy_of_a_version_written_by(http, tag, registers, other)
     assert _refused_at_pid3(ack) and subjects(http, f"{tag}GLU") == [], err_lines(ack)
