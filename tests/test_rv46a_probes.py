@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
 from engine.engine import Engine
-from engine.messages import _EPOCH, _REGISTRARS, MessageStore
+from engine.messages import _EPOCH, _REGISTRARS, MessageStore, _as_read, _epoch_as_read
 from engine.settings import Settings
 from mappings.site import DEFAULTS_DIR
 from tests.hl7_calls import err_lines, post
@@ -32,7 +32,7 @@ HIS_FORM = "^2.16.840.1.113883.19.4.45^ISO"  # the HIS's new interface as the si
 
 
 @pytest.fixture(scope="module")
-def aliased(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+def aliased_both(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, TestClient]]:
     """The shipped site plus senders.yaml ``application_aliases`` naming ``HIS`` and ``HIS_FORM`` one application of
     FNXRMYY -- the site low45 and rv44c test with (SQLite, one engine a module)."""
     tmp = tmp_path_factory.mktemp("rv46a-alias")
@@ -44,7 +44,13 @@ def aliased(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
         encoding="utf-8")
     settings = Settings(data_dir=tmp / "var", http_port=0, mllp_port=0, base_url="https://huren.example", site=site)
     with Engine(settings) as engine, system_client(engine, "rv46a") as client:
-        yield client
+        yield engine, client
+
+
+@pytest.fixture(scope="module")
+def aliased(aliased_both: tuple[Engine, TestClient]) -> TestClient:
+    """``aliased_both``'s client."""
+    return aliased_both[1]
 
 
 def _refused_at_pid3(ack: bytes) -> bool:
@@ -221,3 +227,25 @@ def test_control_two_passes_at_once_key_every_row_once_keeping_the_first(
         assert list(rows) == [app] and rows[app]["message"] == firsts[tag] and rows[app].get("whole"), rows
     messages._epoch = None
     assert messages.registrars_whole() is None
+
+
+@pytest.mark.parametrize("backend", ["aliased_both", "mongo"], ids=["sqlite", "mongomock"])
+def test_control_the_conditions_as_read_answer_alike_on_both_backends(request: pytest.FixtureRequest,
+                                                                      backend: str) -> None:
+    """Control of med46's conditions (``_as_read`` for ``replace_if``, ``_epoch_as_read`` for ``update_if``) on an
+    earlier release's documents lacking the fields: a row with neither message nor instant is written over as read and
+    not once another registration stands there; an epoch without ``unseen`` is updated as read and not once rewritten
+    -- the same on SQLite and mongomock (None: absent or null to both)."""
+    engine: Engine = request.getfixturevalue(backend)[0]
+    table, census = engine.store.collection("hl7_registrations"), engine.store.collection("rv46a_census")
+    old = {"_id": "Patient/rv46a-c|HIS", "record": "Patient/rv46a-c", "application": "HIS"}
+    table.replace(old)
+    assert table.replace_if({**old, "whole": True}, _as_read(old)) is True and table.get(old["_id"])["whole"]
+    table.replace({**old, "message": "m-since", "received_at": "2026-12-02T00:00:00Z"})
+    assert table.replace_if({**old, "whole": True}, _as_read(old)) is False
+    assert table.get(old["_id"])["message"] == "m-since"
+    epoch = {"_id": "e", "since": "2026-12-01T00:00:00Z", "predates": True}  # (no ``unseen``: an earlier release's)
+    census.replace(epoch)
+    assert census.update_if("e", _epoch_as_read(epoch), {"marker": 1}) is True
+    census.replace({**epoch, "since": "2026-12-03T00:00:00Z", "unseen": "older release"})
+    assert census.update_if("e", _epoch_as_read(epoch), {"marker": 2}) is False and "marker" not in census.get("e")
