@@ -75,11 +75,6 @@ ALIAS_OTHERS = [("HIS^his.a.example^DNS", "HIS^his.b.example^DNS"), (f"HIS^{OID}
                 ("HIS^his.a.example^DNS", HIS_FORM)]
 
 
-@pytest.mark.xfail(strict=True, reason="HIGH: persons._its_own -> applications.same_code puts every stored code an "
-                   "alias group's form merely `states` in that group: with [HIS, ^<OID>^ISO] declared, HIS^a^DNS and "
-                   "HIS^b^DNS (or two OIDs under HIS, or HIS^a^DNS and the group's ^<OID>^ISO) are one application, so "
-                   "another application's number is the registrar's word and the result is filed on the record "
-                   "against its sex")
 @pytest.mark.parametrize("registers, other", ALIAS_OTHERS, ids=["two-dns-ids", "two-oids", "dns-id-and-group-oid"])
 def test_on_an_alias_site_a_number_another_application_gave_is_not_the_registrars_word(
         aliased: TestClient, registers: str, other: str) -> None:
@@ -102,9 +97,6 @@ def _copy_of_a_version_written_by(http: TestClient, tag: str, registers: str, re
     return post(http, oru(f"{tag}C", mrn, "柳^庚", "19700202", "F", f"{tag}GLU"))
 
 
-@pytest.mark.xfail(strict=True, reason="HIGH: the same alias-group looseness in persons._stated_by (_formerly): on a "
-                   "site declaring [HIS, ^<OID>^ISO], the version HIS^b^DNS (another application: rv45e HIGH) wrote "
-                   "is read as the registrar HIS^a^DNS's word and the LIS's copy naming it is filed on her record")
 def test_on_an_alias_site_a_copy_of_another_applications_version_is_refused(aliased: TestClient) -> None:
     ack = _copy_of_a_version_written_by(aliased, "R46B", "HIS^his.a.example^DNS", "HIS^his.b.example^DNS")
     assert _refused_at_pid3(ack) and subjects(aliased, "R46BGLU") == [], err_lines(ack)

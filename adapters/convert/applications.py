@@ -194,17 +194,30 @@ def sender_of(msh: Any) -> HD:
 def same_code(institution: str, one: str, other: str, site: Any) -> bool:
     """Whether two STORED application codes of ``institution`` (``registrar``: a name, or a universal id with its
     type; a bare code stored before it, ``Header.application_code``'s HD-1 else HD-2) name one application: one code (``one_code``), or each stated
-    by a form of one alias group (``states``). A code cannot be matched as sent: it
+    by a form of one alias group (``states``) -- never two codes each carrying a universal id and differing
+    (``_two_universal_ids``). A code cannot be matched as sent: it
     holds no more. So a message's own application is never asked here -- it is an HD, matched as sent
     (``sends_as``); this answers only where both sides are stored (``persons._may_restate``: whether a record's
     registrar is a declared registration application)."""
     if one_code(one, other):
         return True
+    if _two_universal_ids(hd_of(one), hd_of(other)):
+        return False
     def group(code: str) -> int | None:
         return next((i for i, forms_ in enumerate(_groups(institution, site))
                      if any(states(form, code) for form in forms_)), None)
     found = group(one)
     return found is not None and found == group(other)
+
+
+def _two_universal_ids(one: HD, other: HD) -> bool:
+    """Whether two HDs each carry a universal id with its type (HD-2 and HD-3) and the two differ (``same_text``):
+    two applications by HL7 v2.5.1 2.A.33, whatever alias group a form stating either by its HD-1 alone sits in --
+    the rule ``states`` applies to two HDs. Without it ``same_code`` placed ``HIS^b.example^DNS`` and
+    ``HIS^a.example^DNS`` in one group by the group's bare ``HIS`` (HD-1 decides where one side has no universal id),
+    and a number the other application gave was taken as the registrar's word (rv46a HIGH; forty-sixth round)."""
+    return (all(one[1:]) and all(other[1:])
+            and not (same_text(one[1], other[1]) and same_text(one[2], other[2])))
 
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$")
