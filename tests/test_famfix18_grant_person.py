@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from engine.api.app import create_app
 from engine.auth.family import person_key
+from engine.auth.secret_file import SecretJsonFile
 from tests.operator_calls import before_linkmend26
 from tests.test_regapp33_registration_apps import _site
 from tests.test_resident_family import (
@@ -50,6 +52,30 @@ def declared_site(folder: Path) -> Path:
     return _site(folder, ["HIS"])
 
 
+# The clients file the module's first world registered (``registry.add``), and its resource server's secret
+_REGISTERED: dict[str, Any] = {}
+
+
+def _clients(engine) -> str:
+    """The desk, the phone app and the resource server registered in ``engine``; the resource server's secret.
+
+    The module's first world registers them (``registry.add``: each secret's scrypt, ~40 ms of CPU); each later
+    world starts from a copy of the clients file that wrote (``SecretJsonFile.write``, the registry's own atomic
+    owner-only write, re-read by the registry as a file ``huren client add`` wrote): the same three clients, the
+    same scopes and redirect URI, the secret checked by its scrypt hash at introspection as before -- ~80 ms of a
+    world's ~0.25 s of setup CPU (warm, measured) once a module instead (forty-sixth round, suite46b)."""
+    registry = engine.auth.registry
+    if _REGISTERED:
+        SecretJsonFile(registry.path, dict, dict).write(_REGISTERED["file"])
+        return _REGISTERED["secret"]
+    registry.add("fnxrmyy-desk", scopes=["system/Consent.cru", "system/RelatedPerson.cru"], kind="system")
+    registry.add("phr", scopes=["launch/patient", "openid", "fhirUser", "offline_access", "patient/*.rs"],
+                 kind="patient-app", redirect_uris=["https://phr.example/cb"], public=True)
+    secret = registry.add("resource-server", scopes=["system/*.rs"], kind="system")
+    _REGISTERED.update(file=json.loads(registry.path.read_bytes()), secret=secret)
+    return secret
+
+
 @pytest.fixture
 def world(backend_settings, tmp_path):
     """The engine (SQLite, mongomock) fed over HL7 v2, with 孙小宝's second record at FNZYY, a desk
@@ -66,10 +92,7 @@ def world(backend_settings, tmp_path):
         for message in [*family_feeds(), lab("FNZYY", "ZY-LIS-XIAO", "20261005", xiao_zy, ("XCG", "血常规"),
                                              ("PLT", "血小板", "250", "10*9/L", "125-350", "N"))]:
             assert http.post("/hl7v2", content=message, headers=sender).headers["x-hl7-ack-code"] == "AA"
-        engine.auth.registry.add("fnxrmyy-desk", scopes=["system/Consent.cru", "system/RelatedPerson.cru"], kind="system")
-        engine.auth.registry.add("phr", scopes=["launch/patient", "openid", "fhirUser", "offline_access", "patient/*.rs"],
-                                 kind="patient-app", redirect_uris=["https://phr.example/cb"], public=True)
-        rs_secret = engine.auth.registry.add("resource-server", scopes=["system/*.rs"], kind="system")
+        rs_secret = _clients(engine)
         tools = {
             "sender": sender,
             "desk": bearer(engine.auth.issue_system_token("fnxrmyy-desk", "system/Consent.cru system/RelatedPerson.cru")),
