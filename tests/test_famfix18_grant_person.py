@@ -16,7 +16,6 @@ HL7 v2 over ``POST /hl7v2``, the sign-in pages, ``/auth/token``, ``/fhir``, the 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from fastapi.testclient import TestClient
 from engine.api.app import create_app
 from engine.auth.family import person_key
 from engine.auth.secret_file import SecretJsonFile
+from tests.module_store import fed_copy
 from tests.operator_calls import before_linkmend26
 from tests.test_regapp33_registration_apps import _site
 from tests.test_resident_family import (
@@ -90,23 +90,14 @@ def _sender(engine) -> dict[str, str]:
             "Content-Type": "x-application/hl7-v2+er7"}
 
 
-# The SQLite data folder of this process's one fed world (``_fed_sqlite``), which each SQLite world copies
-_FED_SQLITE: dict[str, Path] = {}
-
-
-def _fed_sqlite(settings, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The data folder of an engine on ``settings`` (SQLite) fed as ``world`` feeds one, its clients registered,
-    then closed: made once a process (the first SQLite world), each later SQLite world opening a copy of it."""
+def _fed(settings) -> None:
+    """An engine on ``settings`` (SQLite) fed as ``world`` feeds one, its clients registered, then closed: the
+    folder each SQLite world opens a copy of (``module_store.fed_copy``)."""
     from engine.engine import Engine
 
-    if "var" not in _FED_SQLITE:
-        root = tmp_path_factory.mktemp("famfix18-fed")
-        made = settings.with_(data_dir=root / "var", site=declared_site(root / "site"))
-        with Engine(made) as engine, TestClient(create_app(engine)) as http:
-            _feed(http, _sender(engine))
-            _clients(engine)
-        _FED_SQLITE["var"] = made.data_dir
-    return _FED_SQLITE["var"]
+    with Engine(settings) as engine, TestClient(create_app(engine)) as http:
+        _feed(http, _sender(engine))
+        _clients(engine)
 
 
 @pytest.fixture
@@ -115,7 +106,7 @@ def world(backend_settings, tmp_path, tmp_path_factory):
     that records grants, an operator, a resource server for introspection and a phone app; the HIS declared
     the registration application (``declared_site``).
 
-    On SQLite the engine opens a copy of the data folder the process's first SQLite world fed (``_fed_sqlite``:
+    On SQLite the engine opens a copy of the data folder the process's first SQLite world fed (``_fed``, ``fed_copy``:
     the same messages through the same path, then closed -- the store, its audit log and keys, the clients file),
     as a server restarted on the fed store; on mongomock (and a real MongoDB) each world is fed as before. The
     seven modules using this world (~36 worlds in the suite) had fed every one (~0.15 s of CPU each, warm) and
@@ -125,7 +116,8 @@ def world(backend_settings, tmp_path, tmp_path_factory):
     settings = backend_settings.with_(site=declared_site(tmp_path / "site"),
                                       extra={"resident_auth": {"sends_per_id_source": 20, "sends_per_source": 40}})
     if settings.mongodb_uri is None:
-        shutil.copytree(_fed_sqlite(settings, tmp_path_factory), settings.data_dir, dirs_exist_ok=True)
+        fed_copy("famfix18-world", lambda folder: _fed(settings.with_(data_dir=folder)), settings.data_dir,
+                 tmp_path_factory)
     engine = Engine(settings)
     with TestClient(create_app(engine)) as http:
         sender = _sender(engine)
