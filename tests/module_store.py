@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Iterable, Iterator
+import shutil
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -90,6 +91,25 @@ def undeclared_eng(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
                         site=undeclared_site(root / "site"))
     with settings_for_backend(request.param, settings) as chosen, Engine(chosen) as engine:
         yield engine
+
+
+# The data folders fed once a process (``fed_copy``), by the name their feeder gave them
+_FED: dict[str, Path] = {}
+
+
+def fed_copy(name: str, feed: Callable[[Path], None], data_dir: Path,
+             tmp_path_factory: pytest.TempPathFactory) -> None:
+    """``data_dir`` made a copy of the data folder ``feed(folder)`` fed, fed once a process under ``name`` (an engine
+    ``feed`` opens on the folder, sends its messages through the real path and closes), for a function-scoped world
+    whose tests each write what the others must not see: each opens its own engine on its own copy -- a server
+    restarted on the fed store -- instead of feeding a new one (forty-sixth round, suite46b). SQLite only: the copy
+    is of the folder (the store, the audit log and its keys, the token keys, the clients file); a world on MongoDB
+    or mongomock feeds its own. ``feed``'s settings other than the folder must be the ones the copy is opened with."""
+    if name not in _FED:
+        folder = tmp_path_factory.mktemp(name) / "var"
+        feed(folder)
+        _FED[name] = folder
+    shutil.copytree(_FED[name], data_dir, dirs_exist_ok=True)
 
 
 def system_client(engine: Engine, client_id: str) -> TestClient:

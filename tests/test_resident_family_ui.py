@@ -18,6 +18,7 @@ import pytest
 
 from engine.engine import Engine
 from engine.settings import Settings
+from tests.module_store import fed_copy
 from tests.test_resident_family import SUN, family_feeds
 from tests.test_resident_record_ui import ZHAO, _http
 from tests.test_resident_ui import CHROMIUM, Phone, _free_port, serving
@@ -28,17 +29,27 @@ from tests.test_ui12_phone import (
 WIDTH = 360
 
 
-@pytest.fixture
-def community(tmp_path: Path):
-    port = _free_port()
-    engine = Engine(Settings(data_dir=tmp_path / "var", http_port=port, mllp_port=0))
+def _fed(folder: Path) -> None:
+    """An engine on ``folder`` served over real HTTP (uvicorn), the family's feeds posted to ``/hl7v2``, closed."""
+    engine = Engine(Settings(data_dir=folder, http_port=_free_port(), mllp_port=0))
     with serving(engine):
         base = engine.settings.public_base_url
         sender = engine.auth.issue_system_token("interface-engine", "system/MessageHeader.c")
         for message in family_feeds():
             status, headers, ack = _http("POST", base + "/hl7v2", sender, message, "x-application/hl7-v2+er7")
             assert status == 200 and headers.get("x-hl7-ack-code") == "AA", ack
-        yield engine, base
+    engine.close()
+
+
+@pytest.fixture
+def community(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The family's county served over real HTTP: an engine on a copy of the data folder ``_fed`` fed once a process
+    (``module_store.fed_copy``; each test had fed its own: forty-sixth round, suite46b)."""
+    port = _free_port()
+    fed_copy("resident-family-ui", _fed, tmp_path / "var", tmp_path_factory)
+    engine = Engine(Settings(data_dir=tmp_path / "var", http_port=port, mllp_port=0))
+    with serving(engine):
+        yield engine, engine.settings.public_base_url
     engine.close()
 
 

@@ -7,6 +7,7 @@ names of its own (``module_store.Names``: its resident, record, order and contro
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -107,21 +108,30 @@ def test_orc5_w_split_over_two_messages_of_a_batch_as_one_by_one(
 AHEAD = 4.0
 
 
+# the latest instant ``_receipts_ahead``'s clock has stamped (``_past_the_stepped_receipts`` waits past it)
+_STAMPED: dict[str, datetime] = {}
+
+
 def _past_the_stepped_receipts() -> None:
     """Wait until the host's clock is past every receipt ``_receipts_ahead`` stamped (call after its undo): a later
-    message's receipt and version are then after them, as on a clock stepped back once."""
-    time.sleep(AHEAD + 0.05)
+    message's receipt and version are then after them, as on a clock stepped back once. Waited for until the clock
+    is past the latest stamp (it had slept ``AHEAD`` from here, which the message's own processing since its
+    receipt had already partly passed: forty-sixth round, suite46b)."""
+    latest = _STAMPED.pop("latest", None)
+    assert latest is not None, "no receipt was stamped ahead"
+    while (left := (latest - datetime.now(UTC)).total_seconds()) >= 0:
+        time.sleep(left + 0.001)
 
 
 def _receipts_ahead(monkeypatch: pytest.MonkeyPatch, seconds: float = AHEAD) -> None:
     """The message store's clock ``seconds`` ahead of the version clock: every receipt from now on is stamped as if
     the host's clock stepped back by that much between the message's receipt and its write."""
-    from datetime import UTC, datetime, timedelta
-
     import engine.messages as messages_module
 
     def ahead() -> str:
-        return (datetime.now(UTC) + timedelta(seconds=seconds)).isoformat(timespec="microseconds")[:-6] + "Z"
+        stamped = datetime.now(UTC) + timedelta(seconds=seconds)
+        _STAMPED["latest"] = max(stamped, _STAMPED.get("latest", stamped))
+        return stamped.isoformat(timespec="microseconds")[:-6] + "Z"
 
     monkeypatch.setattr(messages_module, "now_iso", ahead)
 

@@ -9,7 +9,6 @@ way, as on a phone's mobile connection."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -37,10 +36,35 @@ def slow(browser: Browser, ms: int) -> None:
                  uploadThroughput=-1)
 
 
+# The page's requests counted from now on: asked, and answered one task after the page has read a reply's body --
+# by then its own continuation (``W.api``'s ``await res.text()``, then what the caller does with the reply: a chain
+# of promise reactions, all run before the next task) has run; a request that fails counts as answered too.
+COUNTED = """(() => {
+  const real = window.fetch;
+  window.__asked = 0; window.__answered = 0;
+  const answered = () => setTimeout(() => { window.__answered += 1; }, 0);
+  window.fetch = (...args) => {
+    window.__asked += 1;
+    return real(...args).then((r) => { const text = r.text.bind(r); r.text = () => text().finally(answered); return r; },
+                              (e) => { answered(); throw e; });
+  };
+  return true;
+})()"""
+
+
+def replies_counted(browser: Browser) -> None:
+    """Count the page's requests (``COUNTED``) from here on, for ``settled``: call before the taps."""
+    assert browser.eval(COUNTED) is True
+
+
 def settled(browser: Browser, expected: int) -> list[str]:
-    """The listed flag ids once ``expected`` rows are there and no late reply has added more."""
+    """The listed flag ids once ``expected`` rows are there and every reply the page asked for since
+    ``replies_counted`` has been read and acted on, so no late reply adds more. It had slept 2 s (a second reply,
+    were one asked for, lands within 600 ms after the first): the taps ask for every request before this runs, so
+    a second request (a double tap's, the old list's next page) is counted and waited for (forty-sixth round,
+    suite46b)."""
     browser.wait_for(f"document.querySelectorAll('#flags tbody tr.flag').length >= {expected}")
-    time.sleep(2.0)  # a second reply, were one asked for, lands within 600 ms after the first
+    browser.wait_for("window.__asked > 0 && window.__answered === window.__asked")
     return list(browser.eval(LISTED))
 
 
@@ -73,6 +97,7 @@ def test_a_double_tap_on_show_more_lists_each_flag_once(flagged: tuple[Engine, s
 
     # a double tap on "show more": the second is not a second request for the same page
     slow(browser, 600)
+    replies_counted(browser)
     tap(browser, "#more")
     tap(browser, "#more")
     ids = settled(browser, 150)
@@ -89,6 +114,7 @@ def test_show_more_tapped_while_a_filtered_list_loads_adds_nothing_of_the_old_li
     sign_in(browser, server, engine, PHONE_414, name="wang.filter")
     assert browser.eval("document.querySelector('#flags-count').dataset.shown") == "100"
     slow(browser, 600)
+    replies_counted(browser)
     browser.eval("document.querySelector('#filters [name=from]').value = '2026-03-05'; true")
     tap(browser, "#apply")
     tap(browser, "#more")

@@ -27,6 +27,7 @@ from fastapi.testclient import TestClient
 from engine.api.app import create_app
 from engine.engine import Engine
 from engine.settings import Settings
+from tests.module_store import fed_copy
 from tests.test_resident_record_ui import _http, hl7, msh, pid
 from tests.test_resident_ui import CHROMIUM, Phone, _free_port, nid, serving
 from tests.test_ui12_phone import outside
@@ -48,9 +49,10 @@ def _signed_in(engine: Engine, phone: Phone, number: str) -> None:
     cdp.wait("document.body.dataset.ready === '1'")
 
 
-@pytest.fixture
-def fed(tmp_path: Path):
-    engine = Engine(Settings(data_dir=tmp_path / "var", http_port=_free_port(), mllp_port=0))
+def _feed(folder: Path) -> None:
+    """An engine on ``folder`` served over real HTTP: 赵桂兰's potassium over HL7 v2 (``POST /hl7v2``), a HIS's
+    glucose and urate over FHIR (``POST /fhir/Observation``): the values the tests below read as sent; then closed."""
+    engine = Engine(Settings(data_dir=folder, http_port=_free_port(), mllp_port=0))
     with serving(engine):
         base = engine.settings.public_base_url
         sender = engine.auth.issue_system_token("interface-engine", "system/MessageHeader.c")
@@ -81,6 +83,17 @@ def fed(tmp_path: Path):
                 assert _http("POST", base + "/fhir/Observation", his, body)[0] == 201
             except urllib.error.HTTPError as e:
                 raise AssertionError(e.read()) from None
+    engine.close()
+
+
+@pytest.fixture
+def fed(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory):
+    """An engine served over real HTTP on a copy of the data folder ``_feed`` fed once a process
+    (``module_store.fed_copy``; each test had fed its own: forty-sixth round, suite46b), and 赵桂兰's record id."""
+    fed_copy("ui18-resident", _feed, tmp_path / "var", tmp_path_factory)
+    engine = Engine(Settings(data_dir=tmp_path / "var", http_port=_free_port(), mllp_port=0))
+    with serving(engine):
+        [record] = engine.identity.patients_for_number(ZHAO)
         yield engine, record
     engine.close()
 
