@@ -413,7 +413,14 @@ class MessageStore:
         ``^HIS^DNS`` -- two applications -- shared one row and the second's registration was no row (low44c LOW 1;
         forty-fifth round, reg45). Rows an earlier release wrote are keyed so once (``registrars_whole``); one it
         wrote since (a rollback, or a process of it still running beside this one) under this key is keyed here
-        before it is compared (``_rekey``: its message read, only for such a row)."""
+        before it is compared (``_rekey``: its message read, only for such a row).
+
+        The row is written only over the row read under its key (``replace_if``, as ``_rekey`` writes): on a MongoDB
+        without transactions another process's upgrade pass may move an earlier release's first registration to
+        this key between the read and the write, which a plain ``replace`` wrote over -- the first registration
+        lost (rv46a LOW; forty-sixth round, low46). Written meanwhile, the row is read again and the first
+        registration received asked again (``_first_stands``), at most ``_REKEY_TRIES`` times; lost every time (three
+        writes under one record's key in as many instants), the rows the others wrote stand and a warning says so."""
         if not records:
             return
         if doc is None:
@@ -424,16 +431,23 @@ class MessageStore:
         keys = {f"{ref}|{application}": ref for ref in records}
         stored = {d["_id"]: d for d in self.registrations.find({"_id": {"$in": sorted(keys)}})}
         for key, ref in keys.items():
+            row = {"_id": key, "record": ref, "application": application, "received_at": received, "message": doc_id,
+                   "facility": doc.get("facility"), "control_id": doc.get("control_id"),
+                   "message_type": doc.get("message_type"), _WHOLE: True}
             held = stored.get(key)
-            if held is not None and not held.get(_WHOLE):  # (an earlier release's: whose is it?)
-                self._rekey(held, self.get(str(held.get("message") or "")))
-                held = self.registrations.get(key)
-            if _first_stands(held, received, doc_id):
-                continue  # an earlier registration of this application stands
-            self.registrations.replace({
-                "_id": key, "record": ref, "application": application, "received_at": received,
-                "message": doc_id, "facility": doc.get("facility"), "control_id": doc.get("control_id"),
-                "message_type": doc.get("message_type"), _WHOLE: True})
+            for _ in range(_REKEY_TRIES):
+                if held is not None and not held.get(_WHOLE):  # (an earlier release's: whose is it?)
+                    self._rekey(held, self.get(str(held.get("message") or "")))
+                    held = self.registrations.get(key)
+                    if held is not None and not held.get(_WHOLE):
+                        continue  # (its move lost to writes meanwhile: not compared as this registrar's)
+                if _first_stands(held, received, doc_id) or \
+                        self.registrations.replace_if(row, None if held is None else _as_read(held)):
+                    break  # (an earlier registration of this application stands, or this one is written)
+                held = self.registrations.get(key)  # (written meanwhile: another process's, read again)
+            else:
+                log.warning("registrations table: %s written meanwhile %d times by other processes; %s's "
+                            "registration not kept there", key, _REKEY_TRIES, doc_id)
 
     def _rekey(self, row: Document, doc: Document | None) -> bool:
         """Key a registrations row an earlier release wrote (no ``_WHOLE``) by its registrar whole: ``registrar_of``
@@ -461,7 +475,11 @@ class MessageStore:
                     self.registrations.replace_if(new, None if held is None else _as_read(held)):
                 break  # (the new key's row the first registration: as read, or this one written over it)
         else:
-            return False  # (written meanwhile each time: both rows kept, never neither -- the next pass looks again)
+            # (written meanwhile each time: both rows kept, never neither. The pass's marker is written all the same --
+            # no later pass looks again: the row stays unmarked under its old key, read rightly meanwhile (its
+            # registrar read from its message, the first received of the rows first: ``persons._table``), and keyed
+            # by the filing that meets it (``note_registrations``))
+            return False
         # (only the row as read: one another process wrote under the old key meanwhile stays; rv45b MED 2)
         self.registrations.delete_if(row["_id"], _as_read(row))
         return True

@@ -149,11 +149,6 @@ def _marker_off(engine: Engine) -> MessageStore:
     return messages
 
 
-@pytest.mark.xfail(strict=True, reason="LOW: MessageStore.note_registrations still writes its row by a plain replace "
-                   "after reading the key empty: another process's pass moving the first registration (an earlier "
-                   "release's row) to that key between the read and the write is written over by the later "
-                   "registration, and the pass then deletes the old row -- the first registration lost (med46 made "
-                   "only the pass's write conditional, _rekey; the filing's is not)")
 def test_a_registration_filed_while_another_process_moves_the_first_keeps_the_first(
         mongo: tuple[Engine, TestClient], monkeypatch: pytest.MonkeyPatch) -> None:
     """``^HIS^DNS`` registered the record under the release before (its row ``record|HIS``, keyed by the code); a
