@@ -32,9 +32,14 @@ from tests.test_rvidentity32_probes import MRN, _nid, adt, oru, patients, subjec
 
 OID45 = "2.16.840.1.113883.19.4.45"
 HIS_FORM = f"^{OID45}^ISO"  # the HIS's moved interface as the site names it
-EMPI_OLD, EMPI_NEW = "EMPI^1.2.156.112604.1.1.8^ISO", "EMPI^1.2.156.112604.1.1.9^ISO"  # one EMPI, its OID changed
+EMPI_OLD, EMPI_NEW = (
+    "EMPI^1.2.156.112604.1.1.8^ISO",
+    "EMPI^1.2.156.112604.1.1.9^ISO",
+)  # one EMPI, its OID changed
 PAS_OLD, PAS_NEW = "PAS^pas.a.example^DNS", "^2.16.840.1.113883.19.4.46^ISO"  # one PAS, DNS id -> OID
-ANOTHER = "HIS^1.2.156.999.9^ISO"  # another application by HL7 v2.5.1 2.A.33 (another universal id than HIS_FORM's)
+ANOTHER = (
+    "HIS^1.2.156.999.9^ISO"  # another application by HL7 v2.5.1 2.A.33 (another universal id than HIS_FORM's)
+)
 GROUPS = [["HIS", HIS_FORM], [EMPI_OLD, EMPI_NEW], [PAS_OLD, PAS_NEW]]
 
 
@@ -46,10 +51,13 @@ def aliased(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     (site / "hl7v2").mkdir(parents=True)
     shipped = yaml.safe_load((DEFAULTS_DIR / "hl7v2" / "senders.yaml").read_text(encoding="utf-8"))
     (site / "hl7v2" / "senders.yaml").write_text(
-        yaml.safe_dump({**shipped, "application_aliases": {"FNXRMYY": GROUPS}}, allow_unicode=True), encoding="utf-8")
+        yaml.safe_dump({**shipped, "application_aliases": {"FNXRMYY": GROUPS}}, allow_unicode=True),
+        encoding="utf-8",
+    )
     mongo = {"mongodb_uri": "mongomock://"} if request.param == "mongomock" else {}
-    settings = Settings(data_dir=tmp / "var", http_port=0, mllp_port=0, base_url="https://huren.example", site=site,
-                        **mongo)
+    settings = Settings(
+        data_dir=tmp / "var", http_port=0, mllp_port=0, base_url="https://huren.example", site=site, **mongo
+    )
     with Engine(settings) as engine, system_client(engine, "rv46b") as client:
         yield client
 
@@ -74,7 +82,9 @@ def _man_numbered_by(http: TestClient, tag: str, seq: int, registers: str, gives
     return post(http, oru(f"{tag}C", f"{mrn}~{man}^^^^NNCHN", "许^子子", "", "M", f"{tag}OBS")), him
 
 
-def _copy_of_a_version_written_by(http: TestClient, tag: str, registers: str, restates: str) -> tuple[bytes, dict]:
+def _copy_of_a_version_written_by(
+    http: TestClient, tag: str, registers: str, restates: str
+) -> tuple[bytes, dict]:
     """``_formerly`` -> ``_stated_by``: 柳庚 F 1970-01-01 registered by ``registers``; ``restates``'s A08 states her
     1970-02-02; the registrar corrects her to 刘庚 1970-10-01; the LIS's day-old copy names 柳庚 1970-02-02 -- the
     version ``restates`` wrote: filed on her (AA) exactly when ``restates`` is the registrar. The ACK, the record."""
@@ -89,7 +99,9 @@ def _copy_of_a_version_written_by(http: TestClient, tag: str, registers: str, re
 
 
 def _filed_on(http: TestClient, ack: bytes, tag: str, code: str, record: dict) -> None:
-    assert ack_code_of(ack) == "AA" and subjects(http, f"{tag}{code}") == [f"Patient/{record['id']}"], err_lines(ack)
+    assert ack_code_of(ack) == "AA" and subjects(http, f"{tag}{code}") == [f"Patient/{record['id']}"], (
+        err_lines(ack)
+    )
 
 
 def _nothing_filed(http: TestClient, ack: bytes, tag: str, code: str) -> None:
@@ -98,29 +110,34 @@ def _nothing_filed(http: TestClient, ack: bytes, tag: str, code: str) -> None:
 
 # --- HIGH: the fix's rule is bypassed by the registrar's OID written as MSH-3.1 (a bare code: ``universal_code``)
 
-_BARE = "HIGH: applications.same_code -- _two_universal_ids reads a bare OID code (the registrar whose MSH-3.1 is its " \
-        "OID, 2.16.840.1.113883.19.4.45 -- last44 MED 1's form; hd_of makes it an HD-1 name) as no universal id, so " \
-        "group() puts it in [HIS, ^<OID45>^ISO] by universal_code and HIS^1.2.156.999.9^ISO there by its bare HIS: " \
-        "another application's number is the registrar's word and the man's result is filed AA against the " \
-        "record's sex (rv46a's HIGH again; e9fa2946 refuses it for the registrar spelled ^<OID45>^ISO)"
+_BARE = (
+    "HIGH: applications.same_code -- _two_universal_ids reads a bare OID code (the registrar whose MSH-3.1 is its "
+    "OID, 2.16.840.1.113883.19.4.45 -- last44 MED 1's form; hd_of makes it an HD-1 name) as no universal id, so "
+    "group() puts it in [HIS, ^<OID45>^ISO] by universal_code and HIS^1.2.156.999.9^ISO there by its bare HIS: "
+    "another application's number is the registrar's word and the man's result is filed AA against the "
+    "record's sex (rv46a's HIGH again; e9fa2946 refuses it for the registrar spelled ^<OID45>^ISO)"
+)
 
 
 @pytest.mark.xfail(strict=True, reason=_BARE)
 def test_a_number_another_oid_gave_is_not_the_word_of_a_registrar_sending_its_oid_as_msh3_1(
-        aliased: TestClient) -> None:
+    aliased: TestClient,
+) -> None:
     ack, _ = _man_numbered_by(aliased, "R46BA", 101, OID45, ANOTHER)
     _nothing_filed(aliased, ack, "R46BA", "OBS")
 
 
 @pytest.mark.xfail(strict=True, reason=_BARE)
 def test_a_copy_of_another_oids_version_is_refused_for_a_registrar_sending_its_oid_as_msh3_1(
-        aliased: TestClient) -> None:
+    aliased: TestClient,
+) -> None:
     ack, _ = _copy_of_a_version_written_by(aliased, "R46BB", OID45, ANOTHER)
     _nothing_filed(aliased, ack, "R46BB", "GLU")
 
 
 def test_control_a_number_another_oid_gave_is_not_the_word_of_the_registrar_as_its_group_form(
-        aliased: TestClient) -> None:
+    aliased: TestClient,
+) -> None:
     """Control (what e9fa2946 fixed): the same registrar spelled ``^<OID45>^ISO`` (the group's form): refused."""
     ack, _ = _man_numbered_by(aliased, "R46BC", 103, HIS_FORM, ANOTHER)
     _nothing_filed(aliased, ack, "R46BC", "OBS")
@@ -128,11 +145,13 @@ def test_control_a_number_another_oid_gave_is_not_the_word_of_the_registrar_as_i
 
 # --- MED: a group the site declares of two forms each with a universal id is no longer one application
 
-_TWO_FORMS = "MED: applications.same_code -- _two_universal_ids answers 'two applications' before the site's alias " \
-             "group is asked, so a group declaring two forms that both carry a universal id (an EMPI whose OID " \
-             "changed, a PAS moved from its DNS id to an OID: mistakes() accepts both) is no longer one application " \
-             "to _its_own: the moved interface's own number/version is no one's word and the man's result refused " \
-             "AE 205 (accepted at e9fa2946^ by med46's group; sends_as/canonical still read the group as one)"
+_TWO_FORMS = (
+    "MED: applications.same_code -- _two_universal_ids answers 'two applications' before the site's alias "
+    "group is asked, so a group declaring two forms that both carry a universal id (an EMPI whose OID "
+    "changed, a PAS moved from its DNS id to an OID: mistakes() accepts both) is no longer one application "
+    "to _its_own: the moved interface's own number/version is no one's word and the man's result refused "
+    "AE 205 (accepted at e9fa2946^ by med46's group; sends_as/canonical still read the group as one)"
+)
 
 MOVED = [(EMPI_OLD, EMPI_NEW), (PAS_OLD, PAS_NEW), (PAS_NEW, PAS_OLD)]
 MOVED_IDS = ["empi-oid-changed", "pas-dns-to-oid", "pas-oid-to-dns"]
@@ -141,7 +160,8 @@ MOVED_IDS = ["empi-oid-changed", "pas-dns-to-oid", "pas-oid-to-dns"]
 @pytest.mark.xfail(strict=True, reason=_TWO_FORMS)
 @pytest.mark.parametrize("registers, gives", MOVED, ids=MOVED_IDS)
 def test_the_moved_interface_of_a_group_of_two_universal_ids_gives_the_registrars_number(
-        aliased: TestClient, registers: str, gives: str) -> None:
+    aliased: TestClient, registers: str, gives: str
+) -> None:
     at = MOVED.index((registers, gives))
     tag = f"R46BD{at}"
     ack, him = _man_numbered_by(aliased, tag, 111 + 2 * at, registers, gives)
@@ -151,7 +171,8 @@ def test_the_moved_interface_of_a_group_of_two_universal_ids_gives_the_registrar
 @pytest.mark.xfail(strict=True, reason=_TWO_FORMS)
 @pytest.mark.parametrize("registers, restates", MOVED, ids=MOVED_IDS)
 def test_a_copy_of_the_version_the_moved_interface_of_a_group_of_two_universal_ids_wrote_is_filed(
-        aliased: TestClient, registers: str, restates: str) -> None:
+    aliased: TestClient, registers: str, restates: str
+) -> None:
     tag = f"R46BE{MOVED.index((registers, restates))}"
     ack, record = _copy_of_a_version_written_by(aliased, tag, registers, restates)
     _filed_on(aliased, ack, tag, "GLU", record)
@@ -159,9 +180,11 @@ def test_a_copy_of_the_version_the_moved_interface_of_a_group_of_two_universal_i
 
 # --- LOW: one universal id in two spellings HL7's rule reads alike (same_hd), compared as text
 
-_SPELLED = "LOW: applications._two_universal_ids compares HD-2/HD-3 as text (same_text), not as same_hd reads them " \
-           "(universal_system): HIS^urn:oid:<OID45>^URI is the universal id of the registrar ^<OID45>^ISO, yet two " \
-           "applications -- its number refused AE 205 (accepted at e9fa2946^ by the group's HIS)"
+_SPELLED = (
+    "LOW: applications._two_universal_ids compares HD-2/HD-3 as text (same_text), not as same_hd reads them "
+    "(universal_system): HIS^urn:oid:<OID45>^URI is the universal id of the registrar ^<OID45>^ISO, yet two "
+    "applications -- its number refused AE 205 (accepted at e9fa2946^ by the group's HIS)"
+)
 
 
 @pytest.mark.xfail(strict=True, reason=_SPELLED)
@@ -172,17 +195,36 @@ def test_the_registrars_oid_as_a_urn_uri_gives_its_number(aliased: TestClient) -
 
 # --- controls: the legitimate group [HIS, ^<OID45>^ISO] is one application, in every form it is sent
 
-OWN = [(HIS_FORM, "HIS"), (HIS_FORM, "his"), (HIS_FORM, f"HIS^{OID45}^ISO"), (HIS_FORM, f"^{OID45}^iso"),
-       (HIS_FORM, "HIS^1.2.3"), ("HIS", f"^{OID45}^iso"), (f"HIS^{OID45}^ISO", HIS_FORM), (OID45, "HIS"),
-       ("HIS", OID45), (OID45, HIS_FORM)]
-OWN_IDS = ["oid-then-name", "oid-then-lower-name", "oid-then-name-with-oid", "oid-then-lower-iso",
-           "oid-then-hd2-without-hd3", "name-then-lower-iso", "name-with-oid-then-oid", "bare-oid-then-name",
-           "name-then-bare-oid", "bare-oid-then-oid"]
+OWN = [
+    (HIS_FORM, "HIS"),
+    (HIS_FORM, "his"),
+    (HIS_FORM, f"HIS^{OID45}^ISO"),
+    (HIS_FORM, f"^{OID45}^iso"),
+    (HIS_FORM, "HIS^1.2.3"),
+    ("HIS", f"^{OID45}^iso"),
+    (f"HIS^{OID45}^ISO", HIS_FORM),
+    (OID45, "HIS"),
+    ("HIS", OID45),
+    (OID45, HIS_FORM),
+]
+OWN_IDS = [
+    "oid-then-name",
+    "oid-then-lower-name",
+    "oid-then-name-with-oid",
+    "oid-then-lower-iso",
+    "oid-then-hd2-without-hd3",
+    "name-then-lower-iso",
+    "name-with-oid-then-oid",
+    "bare-oid-then-name",
+    "name-then-bare-oid",
+    "bare-oid-then-oid",
+]
 
 
 @pytest.mark.parametrize("registers, gives", OWN, ids=OWN_IDS)
-def test_control_the_moved_interfaces_number_is_the_registrars_word(aliased: TestClient, registers: str,
-                                                                    gives: str) -> None:
+def test_control_the_moved_interfaces_number_is_the_registrars_word(
+    aliased: TestClient, registers: str, gives: str
+) -> None:
     """Control: the registrar in one form of the group (or HL7's rule of it: a name with or without the group's
     universal id, case aside, an HD-2 without HD-3, its OID as MSH-3.1), the A08 giving his number in another:
     the registrar's word, his result filed on him (AA) -- as at e9fa2946^."""
@@ -198,14 +240,28 @@ def test_control_a_copy_of_the_version_the_moved_interface_wrote_is_filed(aliase
     _filed_on(aliased, ack, "R46BH", "GLU", record)
 
 
-APART = [(EMPI_OLD, "EMPI^1.2.156.112604.1.1.7^ISO"), (PAS_OLD, "PAS^pas.b.example^DNS"), (PAS_NEW, "^HIS^DNS"),
-         (HIS_FORM, f"EMR^{OID45}^ISO"), (HIS_FORM, "^1.2.156.999.9^ISO"), (OID45, "1.2.156.999.9")]
-APART_IDS = ["third-empi-oid", "third-pas-dns", "dns-letters", "group-oid-under-another-name", "another-bare-oid-form",
-             "another-bare-oid"]
+APART = [
+    (EMPI_OLD, "EMPI^1.2.156.112604.1.1.7^ISO"),
+    (PAS_OLD, "PAS^pas.b.example^DNS"),
+    (PAS_NEW, "^HIS^DNS"),
+    (HIS_FORM, f"EMR^{OID45}^ISO"),
+    (HIS_FORM, "^1.2.156.999.9^ISO"),
+    (OID45, "1.2.156.999.9"),
+]
+APART_IDS = [
+    "third-empi-oid",
+    "third-pas-dns",
+    "dns-letters",
+    "group-oid-under-another-name",
+    "another-bare-oid-form",
+    "another-bare-oid",
+]
 
 
 @pytest.mark.parametrize("registers, other", APART, ids=APART_IDS)
-def test_control_no_form_of_the_registrars_group_stays_apart(aliased: TestClient, registers: str, other: str) -> None:
+def test_control_no_form_of_the_registrars_group_stays_apart(
+    aliased: TestClient, registers: str, other: str
+) -> None:
     """Control: an MSH-3 no form of the registrar's group states (a third OID/DNS id beside the group's two, a
     universal id of the letters of a name, the group's OID under another name, another OID) is another application:
     its number refused AE 205 at PID-3, nothing filed."""
