@@ -5,7 +5,7 @@ group) -- range 9ba8185f..HEAD of adapters/convert/applications.py and persons.p
 A site declaring legitimate alias groups of FNXRMYY (senders.yaml ``application_aliases``, accepted by the load's
 ``applications.mistakes``): the HIS whose interface moved from its name to its OID (``[HIS, ^<OID45>^ISO]``), an EMPI
 whose vendor change gave it another OID (``[EMPI^<OID8>^ISO, EMPI^<OID9>^ISO]``), a PAS that moved from its DNS id to
-an OID (``[PAS^pas.a.example^DNS, ^<OID46>^ISO]``). Real HL7 v2.5.1 bytes over ``POST /hl7v2`` into the real store,
+an OID (``[PAS^pas.a.example^DNS, ^<OID46>^ISO]``), a lab whose OID changed (``[LAB^<OID1>^ISO, LAB^<OID2>^ISO]``). Real HL7 v2.5.1 bytes over ``POST /hl7v2`` into the real store,
 read back over ``/fhir``; one engine a module on each backend (SQLite, mongomock). The two paths ``_its_own`` decides:
 ``_as_registered`` (``_versions_stated_by``: a number the registrar gave) and ``_formerly`` (``_stated_by``: a day-old
 copy of a version the registrar wrote). A probe that shows a defect is a STRICT xfail naming its severity; controls
@@ -28,6 +28,7 @@ from mappings.site import DEFAULTS_DIR
 from tests.hl7_calls import err_lines, post
 from tests.module_store import system_client
 from tests.test_idlow41_identity import _set
+from tests.test_reg45_registrar_hd import _admitted, _taken_over
 from tests.test_rvidentity32_probes import MRN, _nid, adt, oru, patients, subjects
 
 OID45 = "2.16.840.1.113883.19.4.45"
@@ -40,7 +41,8 @@ PAS_OLD, PAS_NEW = "PAS^pas.a.example^DNS", "^2.16.840.1.113883.19.4.46^ISO"  # 
 ANOTHER = (
     "HIS^1.2.156.999.9^ISO"  # another application by HL7 v2.5.1 2.A.33 (another universal id than HIS_FORM's)
 )
-GROUPS = [["HIS", HIS_FORM], [EMPI_OLD, EMPI_NEW], [PAS_OLD, PAS_NEW]]
+LAB_OLD, LAB_NEW = "LAB^1.2.156.112604.1.2.1^ISO", "LAB^1.2.156.112604.1.2.2^ISO"  # one lab, its OID changed
+GROUPS = [["HIS", HIS_FORM], [EMPI_OLD, EMPI_NEW], [PAS_OLD, PAS_NEW], [LAB_OLD, LAB_NEW]]
 
 
 @pytest.fixture(scope="module", params=["sqlite", "mongomock"])
@@ -269,3 +271,30 @@ def test_control_no_form_of_the_registrars_group_stays_apart(
     tag = f"R46BJ{at}"
     ack, _ = _man_numbered_by(aliased, tag, 161 + 2 * at, registers, other)
     _nothing_filed(aliased, ack, tag, "OBS")
+
+
+# --- the take-over (takeover._no_owner_named asks same_code of the lab's applications): the same MED
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="MED: applications.same_code (_two_universal_ids before the group) via "
+    "takeover._no_owner_named: the lab whose OID changed ([LAB^<OID1>^ISO, LAB^<OID2>^ISO], one "
+    "application to the site) restating its own placeholder by an A08 of its new form is a third "
+    "application, so the HIS's admission under the visit number is refused AE 205 at PV1-19 (taken "
+    "over at e9fa2946^)",
+)
+def test_the_lab_restating_its_placeholder_under_its_new_oid_is_still_the_lab(aliased: TestClient) -> None:
+    ack = _admitted(aliased, "R46BK", LAB_OLD, LAB_NEW)
+    assert _taken_over(ack), err_lines(ack)
+
+
+def test_control_an_update_under_a_third_oid_is_not_the_lab_restating_its_placeholder(
+    aliased: TestClient,
+) -> None:
+    """Control: ``LAB^<a third OID>^ISO``'s A08 (no form of the lab's group) names the placeholder: another
+    application, the admission under the visit number refused AE 205 at PV1-19."""
+    ack = _admitted(aliased, "R46BL", LAB_OLD, "LAB^1.2.156.112604.1.2.3^ISO")
+    assert ack_code_of(ack) == "AE" and any("|205^" in x and "PV1^1^19" in x for x in err_lines(ack)), (
+        err_lines(ack)
+    )
