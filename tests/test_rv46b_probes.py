@@ -209,6 +209,7 @@ OWN = [
     (OID45, "HIS"),
     ("HIS", OID45),
     (OID45, HIS_FORM),
+    (PAS_OLD, "PAS^PAS.A.EXAMPLE^dns"),
 ]
 OWN_IDS = [
     "oid-then-name",
@@ -221,6 +222,7 @@ OWN_IDS = [
     "bare-oid-then-name",
     "name-then-bare-oid",
     "bare-oid-then-oid",
+    "dns-id-in-another-case",
 ]
 
 
