@@ -122,7 +122,6 @@ _BARE = (
 )
 
 
-@pytest.mark.xfail(strict=True, reason=_BARE)
 def test_a_number_another_oid_gave_is_not_the_word_of_a_registrar_sending_its_oid_as_msh3_1(
     aliased: TestClient,
 ) -> None:
@@ -130,7 +129,6 @@ def test_a_number_another_oid_gave_is_not_the_word_of_a_registrar_sending_its_oi
     _nothing_filed(aliased, ack, "R46BA", "OBS")
 
 
-@pytest.mark.xfail(strict=True, reason=_BARE)
 def test_a_copy_of_another_oids_version_is_refused_for_a_registrar_sending_its_oid_as_msh3_1(
     aliased: TestClient,
 ) -> None:
@@ -160,7 +158,6 @@ MOVED = [(EMPI_OLD, EMPI_NEW), (PAS_OLD, PAS_NEW), (PAS_NEW, PAS_OLD)]
 MOVED_IDS = ["empi-oid-changed", "pas-dns-to-oid", "pas-oid-to-dns"]
 
 
-@pytest.mark.xfail(strict=True, reason=_TWO_FORMS)
 @pytest.mark.parametrize("registers, gives", MOVED, ids=MOVED_IDS)
 def test_the_moved_interface_of_a_group_of_two_universal_ids_gives_the_registrars_number(
     aliased: TestClient, registers: str, gives: str
@@ -171,7 +168,6 @@ def test_the_moved_interface_of_a_group_of_two_universal_ids_gives_the_registrar
     _filed_on(aliased, ack, tag, "OBS", him)
 
 
-@pytest.mark.xfail(strict=True, reason=_TWO_FORMS)
 @pytest.mark.parametrize("registers, restates", MOVED, ids=MOVED_IDS)
 def test_a_copy_of_the_version_the_moved_interface_of_a_group_of_two_universal_ids_wrote_is_filed(
     aliased: TestClient, registers: str, restates: str
@@ -190,7 +186,6 @@ _SPELLED = (
 )
 
 
-@pytest.mark.xfail(strict=True, reason=_SPELLED)
 def test_the_registrars_oid_as_a_urn_uri_gives_its_number(aliased: TestClient) -> None:
     ack, him = _man_numbered_by(aliased, "R46BF", 121, HIS_FORM, f"HIS^urn:oid:{OID45}^URI")
     _filed_on(aliased, ack, "R46BF", "OBS", him)
@@ -279,14 +274,6 @@ def test_control_no_form_of_the_registrars_group_stays_apart(
 # --- the take-over (takeover._no_owner_named asks same_code of the lab's applications): the same MED
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="MED: applications.same_code (_two_universal_ids before the group) via "
-    "takeover._no_owner_named: the lab whose OID changed ([LAB^<OID1>^ISO, LAB^<OID2>^ISO], one "
-    "application to the site) restating its own placeholder by an A08 of its new form is a third "
-    "application, so the HIS's admission under the visit number is refused AE 205 at PV1-19 (taken "
-    "over at e9fa2946^)",
-)
 def test_the_lab_restating_its_placeholder_under_its_new_oid_is_still_the_lab(aliased: TestClient) -> None:
     ack = _admitted(aliased, "R46BK", LAB_OLD, LAB_NEW)
     assert _taken_over(ack), err_lines(ack)
@@ -350,13 +337,6 @@ def _the_emr_renumbers(http: TestClient, tag: str, seq: int, registers: str, giv
     return ack
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="MED: applications.same_code (_two_universal_ids before the group) via persons._number_owners: the EMPI "
-    "whose OID changed gives her number under its new form, which is no registrant of the record since e9fa2946, "
-    "so the EMR's A04 restating it is the number's owner and the EMR's A08 replaces her number with another "
-    "woman's unheld (low45's defect again; held W 205 at e9fa2946^)",
-)
 def test_the_registrars_number_given_under_its_new_oid_is_its_own(undeclared_aliased: TestClient) -> None:
     _the_emr_renumbers(undeclared_aliased, "R46BM", 62, EMPI_OLD, EMPI_NEW)
 

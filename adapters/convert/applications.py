@@ -194,30 +194,52 @@ def sender_of(msh: Any) -> HD:
 def same_code(institution: str, one: str, other: str, site: Any) -> bool:
     """Whether two STORED application codes of ``institution`` (``registrar``: a name, or a universal id with its
     type; a bare code stored before it, ``Header.application_code``'s HD-1 else HD-2) name one application: one code (``one_code``), or each stated
-    by a form of one alias group (``states``) -- never two codes each carrying a universal id and differing
-    (``_two_universal_ids``). A code cannot be matched as sent: it
+    by a form of one alias group: two forms as the site wrote them (``as_sent``), else stated (``states``) --
+    but never two codes each carrying a universal id and differing (``_two_universal_ids``). A code cannot be matched as sent: it
     holds no more. So a message's own application is never asked here -- it is an HD, matched as sent
     (``sends_as``); this answers only where both sides are stored (``persons._may_restate``: whether a record's
     registrar is a declared registration application)."""
     if one_code(one, other):
         return True
-    if _two_universal_ids(hd_of(one), hd_of(other)):
+    groups = _groups(institution, site)
+    def declared(code: str) -> int | None:
+        return next((i for i, forms_ in enumerate(groups) if any(as_sent(hd_of(code), form) for form in forms_)),
+                    None)
+    found = declared(one)
+    if found is not None and found == declared(other):
+        return True  # two forms of one group as the site wrote them: one application by the site's word
+    if _two_universal_ids(_universal_hd(one), _universal_hd(other)):
         return False
     def group(code: str) -> int | None:
-        return next((i for i, forms_ in enumerate(_groups(institution, site))
-                     if any(states(form, code) for form in forms_)), None)
+        return next((i for i, forms_ in enumerate(groups) if any(states(form, code) for form in forms_)), None)
     found = group(one)
     return found is not None and found == group(other)
 
 
+def _universal_hd(code: str) -> HD:
+    """A stored code as the HD it is: a bare code that is a universal id by its own form (``universal_code``: an OID,
+    a URI -- a code stored before ``registrar``, or an interface sending its OID as MSH-3.1) as that universal id
+    with its type; any other code as written (``hd_of``)."""
+    if "^" not in code and universal_code(code):
+        return "", code, "ISO" if universal_system(code, "ISO") else "URI"
+    return hd_of(code)
+
+
 def _two_universal_ids(one: HD, other: HD) -> bool:
-    """Whether two HDs each carry a universal id with its type (HD-2 and HD-3) and the two differ (``same_text``):
-    two applications by HL7 v2.5.1 2.A.33, whatever alias group a form stating either by its HD-1 alone sits in --
-    the rule ``states`` applies to two HDs. Without it ``same_code`` placed ``HIS^b.example^DNS`` and
-    ``HIS^a.example^DNS`` in one group by the group's bare ``HIS`` (HD-1 decides where one side has no universal id),
-    and a number the other application gave was taken as the registrar's word (rv46a HIGH; forty-sixth round)."""
-    return (all(one[1:]) and all(other[1:])
-            and not (same_text(one[1], other[1]) and same_text(one[2], other[2])))
+    """Whether two HDs each carry a universal id with its type (HD-2 and HD-3) and the two differ: two applications
+    by HL7 v2.5.1 2.A.33, whatever alias group a form stating either by its HD-1 alone sits in -- the rule ``states``
+    applies to two HDs. Compared as systems where ``universal_system`` reads both (``^<OID>^ISO`` is
+    ``HIS^urn:oid:<OID>^URI``), else as text (``same_text``). Without it ``same_code`` placed ``HIS^b.example^DNS``
+    and ``HIS^a.example^DNS`` in one group by the group's bare ``HIS`` (HD-1 decides where one side has no universal
+    id), and a number the other application gave was taken as the registrar's word (rv46a HIGH); a registrar sending
+    its OID as MSH-3.1 (stored bare) is that universal id here (``_universal_hd``; rv46b HIGH). Two forms the site
+    wrote into one group are one application before this is asked (``same_code``; rv46b MED). (forty-sixth round)"""
+    if not (all(one[1:]) and all(other[1:])):
+        return False
+    systems = universal_system(one[1], one[2]), universal_system(other[1], other[2])
+    if all(systems):
+        return systems[0] != systems[1]
+    return not (same_text(one[1], other[1]) and same_text(one[2], other[2]))
 
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$")
