@@ -31,11 +31,14 @@ from engine.api.app import create_app
 from engine.engine import Engine
 from engine.settings import Settings
 
-# from_dict imports schemathesis' OpenAPI modules on first use, and pytest rewrites a plugin's modules
-# (ast.parse) as they are imported. Inside the fixture that ran while the engine's threads were
+# from_dict imports schemathesis' OpenAPI modules on first use, and pytest rewrote a plugin's modules
+# (ast.parse) as they were imported. Inside the fixture that ran while the engine's threads were
 # compiling modules of their own, and on a fresh clone (nothing cached yet) CPython 3.11's
 # per-interpreter AST depth counter was corrupted: "SystemError: AST constructor recursion depth
-# mismatch". Importing them at collection, before any thread starts, keeps that out of the test.
+# mismatch". They are imported here, with this module, before the fixture starts its engine; and since
+# the forty-sixth round (suite46d) pytest loads no plugin it is not named (pyproject's addopts), so it
+# marks none of schemathesis' modules for rewriting: they import as any library does. This module is
+# imported by the two test files' fixture and tests (not at their collection), in the worker running them.
 
 SEEDED = ["pat-1", "obs-1", "org-1"]
 ID = {"type": "string", "pattern": r"^[A-Za-z0-9\-.]{1,64}$"}
