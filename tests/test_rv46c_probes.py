@@ -33,12 +33,17 @@ from tests.test_rvidentity32_probes import MRN, adt, patients
 OID1, OID2 = "1.2.156.112604.1.3.1", "1.2.156.112604.1.3.2"  # two HIS applications (HD-1 HIS both)
 OIDA, OIDB = "1.2.156.112604.1.3.11", "1.2.156.112604.1.3.12"  # each one's second interface, its OID alone
 OID47 = "2.16.840.1.113883.19.4.47"
+OID48 = (
+    "2.16.840.1.113883.19.4.48"  # the HIS HISM's OID, and (by the site's mistake) an EMR2 interface's MSH-3.1
+)
 URI = "http://his.example/app"
 GROUPS = [
     [f"HIS^{OID1}^ISO", f"^{OIDA}^ISO"],
     [f"HIS^{OID2}^ISO", f"^{OIDB}^ISO"],
     ["HISU", f"^{URI}^URI"],
     ["HISN", f"^{OID47}^ISO"],
+    ["HISM", f"^{OID48}^ISO"],
+    ["EMR2", OID48],
 ]
 
 
@@ -216,6 +221,47 @@ def test_control_another_universal_id_stays_apart(aliased: TestClient, registers
     tag = f"R46CH{at}"
     ack, _ = _man_numbered_by(aliased, tag, 301 + 2 * at, registers, gives)
     _nothing_filed(aliased, ack, tag, "OBS")
+
+
+# --- MED: a bare OID name form in one group, that OID as a universal id in another: the load takes it, same_code
+# reads the bare OID as the first group's
+
+_OID_TWICE = (
+    "MED: applications.mistakes asks same_hd(one_table=True), which never reads a bare OID name form (EMR2's "
+    "2.16.840.1.113883.19.4.48, an MSH-3.1) as the universal id ^<OID48>^ISO of HISM's group, while states "
+    "(universal_code) and _universal_hd (d3905783) do: the site loads, and same_code's group() puts the stored bare "
+    "OID -- which the site wrote as EMR2's (declared(), as_sent) -- in HISM's group too (the first listed), so the "
+    "EMR2 interface's number is HISM's word and the man's result filed against the record's sex; sends_as reads "
+    "the MSH-3 as EMR2 only. Fix: mistakes() to refuse a form one_code/states reads as another group's form"
+)
+
+
+@pytest.mark.xfail(strict=True, reason=_OID_TWICE)
+def test_an_interface_the_site_names_emr2_is_not_the_his_by_its_oid(aliased: TestClient) -> None:
+    ack, _ = _man_numbered_by(aliased, "R46CK", 321, "HISM", OID48)
+    _nothing_filed(aliased, ack, "R46CK", "OBS")
+
+
+@pytest.mark.xfail(strict=True, reason=_OID_TWICE)
+def test_a_bare_oid_the_site_names_emr2_does_not_take_the_his_number(aliased: TestClient) -> None:
+    ack, _ = _man_numbered_by(aliased, "R46CL", 323, OID48, "HISM")
+    _nothing_filed(aliased, ack, "R46CL", "OBS")
+
+
+@pytest.mark.xfail(strict=True, reason=_OID_TWICE)
+def test_a_bare_oid_in_one_group_and_a_universal_id_in_another_stops_the_site_load(tmp_path: Path) -> None:
+    from mappings.site import Site, SiteError
+
+    site = _site(tmp_path / "site", [["HISM", f"^{OID48}^ISO"], ["EMR2", OID48]])
+    with pytest.raises(SiteError) as raised:
+        Site.load(Settings(site=site))
+    assert "application_aliases.FNXRMYY[1][1]" in str(raised.value), str(raised.value)
+
+
+def test_control_the_site_named_emr2_interface_is_emr2(aliased: TestClient) -> None:
+    """Control: the bare OID and EMR2, one group as the site wrote them: its number is EMR2's word (filed)."""
+    ack, him = _man_numbered_by(aliased, "R46CM", 325, "EMR2", OID48)
+    _filed_on(aliased, ack, "R46CM", "OBS", him)
 
 
 # --- the load: a nameless form of a type same_hd does not read names nothing; one OID in two groups is refused
