@@ -42,9 +42,11 @@ GROUPS = [
     [f"HIS^{OID2}^ISO", f"^{OIDB}^ISO"],
     ["HISU", f"^{URI}^URI"],
     ["HISN", f"^{OID47}^ISO"],
-    ["HISM", f"^{OID48}^ISO"],
     ["EMR2", OID48],
 ]
+# (rv46c had HISM's group [HISM, ^<OID48>^ISO] here too: since the lead's fix the load refuses the two together --
+# test_a_bare_oid_in_one_group_and_a_universal_id_in_another_stops_the_site_load -- so the module's site leaves it
+# out and the EMR2 probes below ask HISM as an application the site lists in no group)
 
 
 def _site(folder: Path, groups: list[list[str]]) -> Path:
@@ -95,7 +97,6 @@ AMBIGUOUS = [("HIS", f"^{OIDA}^ISO"), (f"^{OIDA}^ISO", "HIS")]
 AMBIGUOUS_IDS = ["bare-his-registers-oida-gives", "oida-registers-bare-his-gives"]
 
 
-@pytest.mark.xfail(strict=True, reason=_FIRST_GROUP)
 @pytest.mark.parametrize("registers, gives", AMBIGUOUS, ids=AMBIGUOUS_IDS)
 def test_a_bare_his_stated_by_two_groups_is_no_one_groups_word(
     aliased: TestClient, registers: str, gives: str
@@ -106,7 +107,6 @@ def test_a_bare_his_stated_by_two_groups_is_no_one_groups_word(
     _nothing_filed(aliased, ack, tag, "OBS")
 
 
-@pytest.mark.xfail(strict=True, reason=_FIRST_GROUP)
 def test_a_copy_of_group_0s_version_is_not_the_word_of_a_bare_his(aliased: TestClient) -> None:
     ack, _ = _copy_of_a_version_written_by(aliased, "R46CB", "HIS", f"^{OIDA}^ISO")
     _nothing_filed(aliased, ack, "R46CB", "GLU")
@@ -175,7 +175,6 @@ SPELLED = [
 SPELLED_IDS = ["uri-scheme-host-in-capitals", "urn-oid-prefix-in-capitals"]
 
 
-@pytest.mark.xfail(strict=True, reason=_CASE)
 @pytest.mark.parametrize("registers, gives", SPELLED, ids=SPELLED_IDS)
 def test_the_registrars_universal_id_in_capitals_gives_its_number(
     aliased: TestClient, registers: str, gives: str
@@ -268,19 +267,16 @@ _OID_TWICE = (
 )
 
 
-@pytest.mark.xfail(strict=True, reason=_OID_TWICE)
 def test_an_interface_the_site_names_emr2_is_not_the_his_by_its_oid(aliased: TestClient) -> None:
     ack, _ = _man_numbered_by(aliased, "R46CK", 321, "HISM", OID48)
     _nothing_filed(aliased, ack, "R46CK", "OBS")
 
 
-@pytest.mark.xfail(strict=True, reason=_OID_TWICE)
 def test_a_bare_oid_the_site_names_emr2_does_not_take_the_his_number(aliased: TestClient) -> None:
     ack, _ = _man_numbered_by(aliased, "R46CL", 323, OID48, "HISM")
     _nothing_filed(aliased, ack, "R46CL", "OBS")
 
 
-@pytest.mark.xfail(strict=True, reason=_OID_TWICE)
 def test_a_bare_oid_in_one_group_and_a_universal_id_in_another_stops_the_site_load(tmp_path: Path) -> None:
     from mappings.site import Site, SiteError
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from adapters.convert.datatypes import same_hd, same_text, universal_system
 
@@ -71,20 +72,23 @@ def mistakes(groups: Sequence[Sequence[str]]) -> Iterator[tuple[int, int, str]]:
     rules: (group, form, why) for a form that names nothing (``form_mistake``), and for a form that is, by
     ``same_hd(one_table=True)`` -- what ``one_application`` compares the groups' names by -- an application of an
     earlier group too (``RIS`` in one group and ``RIS^<OID>^ISO`` in another: one application to HL7's rule, so
-    the second group's applications would be the first's: rv40f MED 4). The load (``mappings.site``) says each
+    the second group's applications would be the first's: rv40f MED 4), or by ``one_code`` -- what ``same_code``
+    places a stored code in a group by -- (a bare OID ``2.16.840.x`` in one group and ``^2.16.840.x^ISO`` in another:
+    the other group's interface had given the first's numbers, rv46c MED 2). The load (``mappings.site``) says each
     with the file and the line."""
-    seen: list[tuple[int, HD]] = []
+    seen: list[tuple[int, HD, str]] = []
     for i, group in enumerate(groups):
         for j, text in enumerate(group):
             hd = hd_of(text)
             if why := form_mistake(hd):
                 yield i, j, f"{text!r} {why}"
                 continue
-            other = next((k for k, form in seen if k != i and same_hd(hd, form, one_table=True)), None)
+            other = next((k for k, form, code in seen
+                          if k != i and (same_hd(hd, form, one_table=True) or one_code(text.strip(), code))), None)
             if other is not None:
                 yield i, j, (f"{text!r} is in group {other} as well (one application to HL7's rule, same_hd): an "
                              "MSH-3 names one application")
-            seen.append((i, hd))
+            seen.append((i, hd, text.strip()))
 
 
 def _groups(institution: str, site: Any) -> list[list[HD]]:
@@ -210,10 +214,12 @@ def same_code(institution: str, one: str, other: str, site: Any) -> bool:
         return True  # two forms of one group as the site wrote them: one application by the site's word
     if _two_universal_ids(_universal_hd(one), _universal_hd(other)):
         return False
-    def group(code: str) -> int | None:
-        return next((i for i, forms_ in enumerate(groups) if any(states(form, code) for form in forms_)), None)
-    found = group(one)
-    return found is not None and found == group(other)
+    def stating(code: str) -> set[int]:
+        return {i for i, forms_ in enumerate(groups) if any(states(form, code) for form in forms_)}
+    # one group stating each, the same: a bare ``HIS`` is stated by ``HIS^<OID1>^ISO``'s group and by
+    # ``HIS^<OID2>^ISO``'s (two applications), and is neither's word -- the first listed had decided (rv46c MED 1)
+    found = stating(one)
+    return len(found) == 1 and found == stating(other)
 
 
 def _universal_hd(code: str) -> HD:
@@ -223,6 +229,19 @@ def _universal_hd(code: str) -> HD:
     if "^" not in code and universal_code(code):
         return "", code, "ISO" if universal_system(code, "ISO") else "URI"
     return hd_of(code)
+
+
+def _same_system(one: str, other: str) -> bool:
+    """Whether two systems (``universal_system``'s: ``urn:oid:<OID>`` or a URI) are one by RFC 3986/8141: the scheme,
+    a URN's namespace id and a URL's host case aside, the rest as written -- ``URN:OID:<OID>`` and
+    ``HTTP://HIS.EXAMPLE/app`` are the registrar's ids (rv46c LOW 3), ``http://his.example/APP`` another's."""
+    a, b = urlsplit(one), urlsplit(other)
+    if not same_text(a.scheme, b.scheme):
+        return False
+    if a.scheme.lower() == "urn":
+        (nid, _, nss), (nid2, _, nss2) = a.path.partition(":"), b.path.partition(":")
+        return same_text(nid, nid2) and nss == nss2
+    return same_text(a.netloc, b.netloc) and (a.path, a.query, a.fragment) == (b.path, b.query, b.fragment)
 
 
 def _two_universal_ids(one: HD, other: HD) -> bool:
@@ -238,7 +257,7 @@ def _two_universal_ids(one: HD, other: HD) -> bool:
         return False
     systems = universal_system(one[1], one[2]), universal_system(other[1], other[2])
     if all(systems):
-        return systems[0] != systems[1]
+        return not _same_system(*systems)
     return not (same_text(one[1], other[1]) and same_text(one[2], other[2]))
 
 
