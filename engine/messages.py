@@ -72,6 +72,7 @@ from urllib.parse import unquote
 from adapters.hl7v2.errors import HL7Error
 from adapters.hl7v2.header import Header, extract_header
 from adapters.hl7v2.processing import sent_id
+from engine.errors import Conflict
 from engine.repository import trail
 from engine.repository.port import Document, Store, is_new_store
 from engine.repository.query import Query
@@ -419,8 +420,17 @@ class MessageStore:
         without transactions another process's upgrade pass may move an earlier release's first registration to
         this key between the read and the write, which a plain ``replace`` wrote over -- the first registration
         lost (rv46a LOW; forty-sixth round, low46). Written meanwhile, the row is read again and the first
-        registration received asked again (``_first_stands``), at most ``_REKEY_TRIES`` times; lost every time (three
-        writes under one record's key in as many instants), the rows the others wrote stand and a warning says so."""
+        registration received asked again (``_first_stands``), at most ``_REKEY_TRIES`` times. Lost every time (three
+        writes under one record's key in as many instants): ``Conflict``, so the filing is undone and refused AE 207
+        ("send the message again"), its raw kept for the sender's retry or a replay, which reads the rows the others
+        wrote and keeps this registration if it is the first -- as a failure of the filing's block always is
+        (SQLite's rollback, the undo journal of a MongoDB without transactions: ``test_registry34_registrations``),
+        as ``FLAG_TRIES`` does for a flag. It had warned and returned: the message was ACKed AA while the table kept
+        another process's later registration as the registrar's first (rv46c LOW 5; forty-sixth round, low46b).
+        Not "try until it holds": each loss is a newer row written over the one read, but a row can come back newer
+        (another filing's undo puts back what it wrote over; an earlier release's process writes without a
+        condition), so no bound on the tries follows from the writers -- a refused filing is retried, a wrong
+        first registration stays."""
         if not records:
             return
         if doc is None:
@@ -446,8 +456,8 @@ class MessageStore:
                     break  # (an earlier registration of this application stands, or this one is written)
                 held = self.registrations.get(key)  # (written meanwhile: another process's, read again)
             else:
-                log.warning("registrations table: %s written meanwhile %d times by other processes; %s's "
-                            "registration not kept there", key, _REKEY_TRIES, doc_id)
+                raise Conflict(f"registrations table: {key} written by other processes meanwhile {_REKEY_TRIES} "
+                               f"times: {doc_id} not filed, send the message again")
 
     def _rekey(self, row: Document, doc: Document | None) -> bool:
         """Key a registrations row an earlier release wrote (no ``_WHOLE``) by its registrar whole: ``registrar_of``

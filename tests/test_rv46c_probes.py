@@ -329,7 +329,6 @@ _LOST = (
 )
 
 
-@pytest.mark.xfail(strict=True, reason=_LOST)
 def test_a_registration_acked_aa_is_the_tables_row_when_every_try_loses(
     both: tuple[Engine, TestClient], monkeypatch: pytest.MonkeyPatch
 ) -> None:
