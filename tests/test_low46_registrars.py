@@ -13,18 +13,23 @@ mongomock), read back over ``/fhir``."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
 from engine.engine import Engine
-from engine.messages import _REKEY_TRIES, MessageStore
+from engine.messages import _REKEY_TRIES, MessageStore, message_id
+from engine.settings import Settings
+from mappings.site import Site, SiteError
 from tests.hl7_calls import err_lines, post
 from tests.identity39_calls import engine_and_client
 from tests.module_store import module_eng  # noqa: F401 -- one engine a module on each backend
 from tests.test_idlow41_identity import _set
 from tests.test_med46_registrations_pass import _marker_off, _mongo_only
 from tests.test_reg45_registrar_hd import _as_the_release_before, _rows
+from tests.test_rv46c_probes import OID47, _site
 from tests.test_rvidentity32_probes import MRN, _nid, adt, oru, patients, subjects
 
 both = engine_and_client("low46")
@@ -89,3 +94,67 @@ def test_a_row_whose_move_lost_every_try_is_keyed_by_the_filing_that_meets_it(
     rows = _rows(engine, http, tag)
     assert sorted(rows) == ["HIS", "^HIS^DNS"] and rows["^HIS^DNS"]["message"] == first["message"], rows
     assert rows["HIS"]["message"] != first["message"] and rows["HIS"].get("whole"), rows
+
+
+def test_a_registration_every_write_of_which_lost_is_refused_then_filed_on_replay(
+        both: tuple[Engine, TestClient], monkeypatch: pytest.MonkeyPatch) -> None:
+    """low46b (rv46c LOW 5; mongomock, a MongoDB without transactions): the EMR registers 丁二; the HIS's A04 registers
+    her too, and before its first conditional write under ``record|HIS`` and after each loss another process writes a
+    later registration there (9999-...), every try of both rounds (the batch's, then the ingest's redo of a failed
+    batch message by message: one such round lost is retried so -- rv46c's probe is filed AA by it). The A04 is not answered AA for a registration the table lacks:
+    AE 207 (``note_registrations``' ``Conflict``), the filing undone -- no HIS row of it. Replayed once the other
+    writes stop (the raw kept), it is filed AA and its row is the table's, the first registration of the HIS."""
+    engine, http = both
+    _mongo_only(engine)
+    tag = "L46W"
+    ack = post(http, adt(f"{tag}a", f"{tag}^^^FNXRMYY^MR", "丁^二", "19801020", "F", app="EMR"))
+    assert ack_code_of(ack) == "AA", err_lines(ack)
+    (record,) = patients(http, f"{MRN}|{tag}")
+    table = engine.ingestor.messages.registrations
+    key, doc_id = f"Patient/{record['id']}|HIS", message_id("FNXRMYY", f"{tag}b")
+    find, get, meanwhile = table.find, table.get, []
+
+    def later() -> None:
+        meanwhile.append(key)
+        table.replace({"_id": key, "record": f"Patient/{record['id']}", "application": "HIS", "whole": True,
+                       "received_at": f"9999-12-31T00:00:0{len(meanwhile)}Z", "message": f"m-{len(meanwhile)}"})
+
+    def found_meanwhile(query: dict, *args: object, **kwargs: object) -> object:
+        read = find(query, *args, **kwargs)
+        if key in str(query):  # (each round: the batch's, then its redo message by message)
+            later()
+        return read
+
+    def got_meanwhile(one: str) -> object:
+        read = get(one)
+        if one == key and meanwhile:
+            later()
+        return read
+
+    with monkeypatch.context() as during:
+        during.setattr(table, "find", found_meanwhile)
+        during.setattr(table, "get", got_meanwhile)
+        ack = post(http, adt(f"{tag}b", f"{tag}^^^FNXRMYY^MR", "丁^一", "19801020", "F", app="HIS"))
+    assert len(meanwhile) > _REKEY_TRIES  # (the premise: every try lost)
+    assert ack_code_of(ack) == "AE" and any("|207^" in x for x in err_lines(ack)), err_lines(ack)
+    doc = engine.ingestor.messages.get(doc_id)
+    assert doc is not None and doc["status"] != "processed" and doc.get("raw"), doc
+    assert (table.get(key) or {}).get("message") != doc_id
+    ops = {"Authorization": "Bearer " + engine.auth.issue_system_token("ops", "system/MessageHeader.cr")}
+    r = http.post(f"/admin/quarantine/{doc_id}/replay", headers=ops)
+    assert r.status_code == 200 and r.json()["ack_code"] == "AA", r.text
+    row = table.get(key) or {}
+    assert row.get("message") == doc_id and row.get("control_id") == f"{tag}b", row
+
+
+@pytest.mark.parametrize("first, second", [(f"urn:oid:{OID47}", f"^{OID47}^ISO"), (f"^{OID47}^ISO", f"^urn:oid:{OID47}^URI")])
+def test_one_universal_id_in_two_spellings_in_two_groups_stops_the_site_load(
+        tmp_path: Path, first: str, second: str) -> None:
+    """low46b (rv46c LOW 4): ``states`` reads a bare ``urn:oid:<OID>`` and ``^urn:oid:<OID>^URI`` as the universal id
+    ``^<OID>^ISO``, so the site naming it in two alias groups names one application twice: refused at the load,
+    naming the second group's form (``mistakes`` asks ``one_code``). The bare ``urn:oid:`` had loaded beside
+    ``^<OID>^ISO``; the typed pair (``same_hd`` reads both as systems) is the control, refused before too."""
+    site = _site(tmp_path / "site", [["EMR", first], ["PAS", second]])
+    with pytest.raises(SiteError) as raised:
+        Site.load(Settings(site=site))
+    assert "application_aliases.FNXRMYY[1][1]" in str(raised.value), str(raised.value)

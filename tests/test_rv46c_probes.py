@@ -218,7 +218,6 @@ URN = [(f"^{OID47}^ISO", f"^urn:oid:{OID47}^URI"), (f"^{OID47}^ISO", f"urn:oid:{
 URN_IDS = ["nameless-urn-uri", "bare-urn-msh3-1"]
 
 
-@pytest.mark.xfail(strict=True, reason=_AS_TEXT)
 @pytest.mark.parametrize("registers, gives", URN, ids=URN_IDS)
 def test_the_registrars_oid_as_a_nameless_urn_gives_its_number(
     aliased: TestClient, registers: str, gives: str

@@ -253,12 +253,21 @@ def _two_universal_ids(one: HD, other: HD) -> bool:
     id), and a number the other application gave was taken as the registrar's word (rv46a HIGH); a registrar sending
     its OID as MSH-3.1 (stored bare) is that universal id here (``_universal_hd``; rv46b HIGH). Two forms the site
     wrote into one group are one application before this is asked (``same_code``; rv46b MED). (forty-sixth round)"""
-    if not (all(one[1:]) and all(other[1:])):
-        return False
+    return all(one[1:]) and all(other[1:]) and not _one_universal_id(one, other)
+
+
+def _one_universal_id(one: HD, other: HD) -> bool:
+    """Whether the universal ids (HD-2 with HD-3) of two HDs are one: as systems where ``universal_system`` reads
+    both (``_same_system``: ``^<OID>^ISO`` is ``^urn:oid:<OID>^URI``, ``^URN:OID:<OID>^URI`` too), else as text with
+    its type (``same_text``: ``^a.example^DNS`` is ``^A.EXAMPLE^dns``, no ``^a.example^L``). The one comparison of two
+    universal ids: ``_two_universal_ids`` (the veto of ``same_code`` and ``states``) and ``states`` (a code that is
+    a universal id alone) ask it, so that what one reader takes as one id no other reads as two (rv46c LOW 4)."""
+    if one[1:] == other[1:]:
+        return True  # (spelled alike: one id under any reading; the common case, without parsing)
     systems = universal_system(one[1], one[2]), universal_system(other[1], other[2])
     if all(systems):
-        return not _same_system(*systems)
-    return not (same_text(one[1], other[1]) and same_text(one[2], other[2]))
+        return _same_system(*systems)
+    return same_text(one[1], other[1]) and same_text(one[2], other[2])
 
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$")
@@ -269,6 +278,8 @@ def universal_code(code: str) -> bool:
     universal id by its own form: an ISO OID (digits and dots) or an absolute URI (a scheme, no white space) -- the
     two kinds ``datatypes.universal_system`` reads. Anything else (``HIS``, ``falcon.example.org``) is a name,
     whatever an MSH-3's HD-3 says of the same letters."""
+    if "." not in code and ":" not in code:
+        return False  # (an OID has its dots, a URI its scheme's colon: a name such as HIS is read no further)
     return universal_system(code, "ISO") is not None or bool(_SCHEME.match(code))
 
 
@@ -323,18 +334,29 @@ def states(hd: HD, code: str) -> bool:
     An HD-2 beside an HD-1 states no application here (a site putting the hospital's OID in every application's
     MSH-3, ``EMR^<OID>^ISO``: rv40c MED 1). What an alias group's forms are is ``forms``'s, matched as sent, so
     ``HISV2^<another OID>^ISO`` is no form of ``[HIS, HISV2^<OID>^ISO]`` (rv44a MED 1). (forty-fourth round,
-    fix44; low44c)"""
+    fix44; low44c)
+    Two universal ids with their types are compared as ``_two_universal_ids`` compares them (``_one_universal_id``:
+    as systems where ``universal_system`` reads both, else as text), and a bare code that is a universal id by its
+    form as that id too (``_universal_hd``, as ``same_code`` reads it), its text as HD-2 still stating it: the
+    registrar ``^<OID>^ISO`` sending its own id without a name as ``^urn:oid:<OID>^URI``, or as the bare MSH-3.1
+    ``urn:oid:<OID>`` (stored bare: ``one_code`` asks ``^<OID>^ISO`` whether it states it), had been refused AE 205
+    where ``HISN^urn:oid:<OID>^URI`` was taken (rv46c LOW 4). A URI differing only in the case of its path is another
+    universal id here as in the veto (RFC 3986; rv46c LOW 3): beside an HD-1, ``same_hd`` (case aside) had read it as
+    one, and ``one_code`` answered so before ``same_code``'s veto was asked. An HD-1 is still a name: an MSH-3.1
+    ``2.16.840.x`` states no registrar ``^2.16.840.x^ISO`` (``one_code`` reads the two as one from the other side).
+    (forty-sixth round, low46b)"""
     if "^" in code:
         own = hd_of(code)
         if own[0]:  # (HL7's HD rule: a universal id missing on one side is no disagreement; rv45b MED 1)
-            if hd[1] and hd[2] and own[1] and own[2] and not (same_text(hd[1], own[1]) and same_text(hd[2], own[2])) \
-                    and not (universal_system(hd[1], hd[2]) and universal_system(own[1], own[2])):
-                return False  # (two universal ids same_hd cannot read, DNS/UUID/...: stated apart, not one; rv45e HIGH)
+            if _two_universal_ids(hd, own):
+                return False  # (two universal ids, DNS/UUID/... as text: stated apart, not one; rv45e HIGH)
             return bool(hd[0]) and same_hd(hd, own, one_table=True)
-        return (not hd[0] and bool(own[1]) and same_text(hd[1], own[1]) and same_text(hd[2], own[2]))
+        return not hd[0] and bool(own[1]) and _one_universal_id(hd, own)
     if hd[0]:
         return same_text(hd[0], code)
-    return universal_code(code) and universal_system(hd[1], hd[2]) is not None and same_text(hd[1], code)
+    # (a bare code has no type: its text as HD-2 under a type that reads it, as before, or the id it is by its form)
+    return universal_code(code) and universal_system(hd[1], hd[2]) is not None and (
+        same_text(hd[1], code) or _one_universal_id(hd, _universal_hd(code)))
 
 
 def one_code(one: str, other: str) -> bool:
