@@ -421,9 +421,10 @@ class MessageStore:
         this key between the read and the write, which a plain ``replace`` wrote over -- the first registration
         lost (rv46a LOW; forty-sixth round, low46). Written meanwhile, the row is read again and the first
         registration received asked again (``_first_stands``), at most ``_REKEY_TRIES`` times. Lost every time (three
-        writes under one record's key in as many instants): ``Conflict``, so the filing is undone and refused AE 207
-        ("send the message again"), its raw kept for the sender's retry or a replay, which reads the rows the others
-        wrote and keeps this registration if it is the first -- as a failure of the filing's block always is
+        writes under one record's key in as many instants): ``Conflict``, so the filing is undone -- the ingest writes
+        a failed batch again message by message, three more tries -- and, lost again, refused AE 207 ("send the
+        message again"), its raw kept for the sender's retry or a replay, which reads the rows the others wrote and
+        keeps this registration if it is the first -- as a failure of the filing's block always is
         (SQLite's rollback, the undo journal of a MongoDB without transactions: ``test_registry34_registrations``),
         as ``FLAG_TRIES`` does for a flag. It had warned and returned: the message was ACKed AA while the table kept
         another process's later registration as the registrar's first (rv46c LOW 5; forty-sixth round, low46b).
