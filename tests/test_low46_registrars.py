@@ -97,7 +97,8 @@ def test_a_row_whose_move_lost_every_try_is_keyed_by_the_filing_that_meets_it(
 
 
 def test_a_registration_every_write_of_which_lost_is_refused_then_filed_on_replay(
-        both: tuple[Engine, TestClient], monkeypatch: pytest.MonkeyPatch) -> None:
+    both: tuple[Engine, TestClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """low46b (rv46c LOW 5; mongomock, a MongoDB without transactions): the EMR registers 丁二; the HIS's A04 registers
     her too, and before its first conditional write under ``record|HIS`` and after each loss another process writes a
     later registration there (9999-...), every try of both rounds (the batch's, then the ingest's redo of a failed
@@ -116,8 +117,16 @@ def test_a_registration_every_write_of_which_lost_is_refused_then_filed_on_repla
 
     def later() -> None:
         meanwhile.append(key)
-        table.replace({"_id": key, "record": f"Patient/{record['id']}", "application": "HIS", "whole": True,
-                       "received_at": f"9999-12-31T00:00:0{len(meanwhile)}Z", "message": f"m-{len(meanwhile)}"})
+        table.replace(
+            {
+                "_id": key,
+                "record": f"Patient/{record['id']}",
+                "application": "HIS",
+                "whole": True,
+                "received_at": f"9999-12-31T00:00:0{len(meanwhile)}Z",
+                "message": f"m-{len(meanwhile)}",
+            }
+        )
 
     def found_meanwhile(query: dict, *args: object, **kwargs: object) -> object:
         read = find(query, *args, **kwargs)
@@ -147,9 +156,12 @@ def test_a_registration_every_write_of_which_lost_is_refused_then_filed_on_repla
     assert row.get("message") == doc_id and row.get("control_id") == f"{tag}b", row
 
 
-@pytest.mark.parametrize("first, second", [(f"urn:oid:{OID47}", f"^{OID47}^ISO"), (f"^{OID47}^ISO", f"^urn:oid:{OID47}^URI")])
+@pytest.mark.parametrize(
+    "first, second", [(f"urn:oid:{OID47}", f"^{OID47}^ISO"), (f"^{OID47}^ISO", f"^urn:oid:{OID47}^URI")]
+)
 def test_one_universal_id_in_two_spellings_in_two_groups_stops_the_site_load(
-        tmp_path: Path, first: str, second: str) -> None:
+    tmp_path: Path, first: str, second: str
+) -> None:
     """low46b (rv46c LOW 4): ``states`` reads a bare ``urn:oid:<OID>`` and ``^urn:oid:<OID>^URI`` as the universal id
     ``^<OID>^ISO``, so the site naming it in two alias groups names one application twice: refused at the load,
     naming the second group's form (``mistakes`` asks ``one_code``). The bare ``urn:oid:`` had loaded beside
