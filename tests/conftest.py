@@ -25,6 +25,23 @@ import pytest  # noqa: E402
 
 from engine.repository.port import Store  # noqa: E402
 from engine.settings import Settings  # noqa: E402
+from tests import scrypt_memo  # noqa: E402
+
+# --- scrypt (suite helper, forty-sixth round, suite46e) -----------------------------------------
+# Each exact scrypt input is computed once a process (the same secret checked against the same stored
+# hash at every token request and sign-in cost ~40 ms each time); the engine's hashing, its cost and its
+# checks are unchanged. Why, what is kept and what is exempt: tests/scrypt_memo.py; a test that measures
+# scrypt's real cost or sign-in timing asks for ``real_scrypt``.
+scrypt_memo.install()
+
+
+@pytest.fixture
+def real_scrypt(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real ``hashlib.scrypt`` for this test (one that times sign-in or measures the KDF's work)."""
+    import hashlib
+
+    monkeypatch.setattr(hashlib, "scrypt", scrypt_memo.REAL_SCRYPT)
+
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # public sample messages kept with the project (tests/data/hl7v2/README.md names sources and licences)
