@@ -127,6 +127,43 @@ def test_control_without_the_fault_another_uri_path_is_refused(http: TestClient)
     _nothing_filed(http, ack, "R46EE", "OBS")
 
 
+# --- HIGH: a bare URI code (MSH-3.1) is still compared case aside, where two typed URIs are compared by RFC 3986
+
+_BARE_URI = (
+    "HIGH: applications.states' bare-code branch keeps same_text(hd[1], code) (case aside) before "
+    "_one_universal_id, so the registrar whose interface sends its URI as MSH-3.1 (stored bare "
+    "http://his.example/app) and ^http://his.example/APP^URI -- another universal id by the round's own rule "
+    "(_same_system, RFC 3986: rv46c LOW 3; ^...app^URI and ^...APP^URI are refused apart) -- are one_code; since "
+    "med46's persons._its_own asks same_code (string equality at 9ba8185f), that application's number/version is "
+    "the registrar's word and the man's result is filed AA against the record's sex (AE 205 at 9ba8185f). "
+    "Fix: the bare branch by _one_universal_id(hd, _universal_hd(code)) alone"
+)
+
+BARE_URI = [
+    ("http://his.example/app", "^http://his.example/APP^URI"),
+    ("^http://his.example/APP^URI", "http://his.example/app"),
+]
+
+
+@pytest.mark.xfail(strict=True, reason=_BARE_URI)
+@pytest.mark.parametrize("registers, gives", BARE_URI, ids=["bare-registers", "bare-gives"])
+def test_a_bare_uri_and_a_uri_differing_in_its_paths_case_are_two_applications(
+    http: TestClient, registers: str, gives: str
+) -> None:
+    at = BARE_URI.index((registers, gives))
+    tag = f"R46EH{at}"
+    ack, _ = _man_numbered_by(http, tag, 551 + 2 * at, registers, gives)
+    _nothing_filed(http, ack, tag, "OBS")
+
+
+def test_control_two_typed_uris_differing_in_their_paths_case_are_two_applications(http: TestClient) -> None:
+    """Control: the same two ids both typed (``^...app^URI``, ``^...APP^URI``): refused AE 205, nothing filed."""
+    ack, _ = _man_numbered_by(
+        http, "R46EJ", 561, "^http://his.example/app^URI", "^http://his.example/APP^URI"
+    )
+    _nothing_filed(http, ack, "R46EJ", "OBS")
+
+
 # --- common configurations: names only, one OID per application -- what the round's callers answer
 
 OWN = [
