@@ -24,9 +24,10 @@ from adapters.hl7v2.ack import ack_code_of
 from engine.engine import Engine
 from engine.settings import Settings
 from mappings.site import DEFAULTS_DIR
-from tests.hl7_calls import err_lines
+from tests.hl7_calls import err_lines, post
 from tests.module_store import system_client
 from tests.test_rv46b_probes import _copy_of_a_version_written_by, _filed_on, _man_numbered_by, _nothing_filed
+from tests.test_rvidentity32_probes import MRN, adt, patients
 
 HIS_URI = "HIS^http://his.example/app^URI"  # the registrar: its MSH-3 with its universal id, a URI
 BROKEN = "HIS^http://[his.example/app^URI"  # another universal id (a URI urlsplit cannot split: '[' unclosed)
@@ -248,3 +249,27 @@ def test_control_the_documented_and_common_alias_sites_load(tmp_path: Path) -> N
     }
     loaded = Site.load(Settings(site=_site(tmp_path / "site", groups)))
     assert loaded.tables["senders"]["application_aliases"] == groups
+
+
+# --- the new Conflict (AE 207) on SQLite
+
+
+def test_control_on_sqlite_a_registration_over_an_earlier_releases_row_is_no_conflict(
+    engine_http: tuple[Engine, TestClient],
+) -> None:
+    """Control: on SQLite (one writer: a conditional write never loses there) the HIS's A04 meeting, under its key, a
+    row an earlier release wrote with neither message nor instant (``_as_read``: both absent) is answered AA -- not
+    the new ``Conflict``'s AE 207 -- and the row is keyed whole (``_rekey``), the earlier row standing as the first."""
+    from engine.messages import _WHOLE
+
+    engine, http = engine_http
+    tag = "R46EK"
+    ack = post(http, adt(f"{tag}a", f"{tag}^^^FNXRMYY^MR", "丁^三", "19801020", "F", app="EMR"))
+    assert ack_code_of(ack) == "AA", err_lines(ack)
+    (record,) = patients(http, f"{MRN}|{tag}")
+    table = engine.ingestor.messages.registrations
+    key = f"Patient/{record['id']}|HIS"
+    table.replace({"_id": key, "record": f"Patient/{record['id']}", "application": "HIS"})
+    ack = post(http, adt(f"{tag}b", f"{tag}^^^FNXRMYY^MR", "丁^三", "19801020", "F", app="HIS"))
+    assert ack_code_of(ack) == "AA", err_lines(ack)
+    assert (table.get(key) or {}).get(_WHOLE) is True, table.get(key)
