@@ -972,6 +972,12 @@ class Ingestor:
                     item.conversion, item.errors = None, [exc]
                     # refused counting on earlier messages of the batch: settled again if one is not written
                     item.leaned_on = [owners[i] for i in getattr(exc, "leaned_on", None) or ()]
+                except Exception:
+                    # not settled: a redo of the batch converts and settles it again rather than keeping an
+                    # unsettled conversion as "converted and settled before" (it was then written AA with the
+                    # person guard never asked: rv46e HIGH 2); the exception fails the batch as any other
+                    item.converted = False
+                    raise
             if item.conversion is not None and self.sign is not None:
                 unsigned = _unsigned_target(_resources(item), _named(item))
                 if unsigned is not None:
@@ -1000,9 +1006,12 @@ class Ingestor:
         if not items:
             return
         self._stamped = {}
-        self._prepare(items)
         t0 = time.perf_counter()
         try:
+            # (inside: a conversion or its settling that raises answers the batch AE, the raw kept ``received``
+            # for the sender's resend, as a failed commit does -- not an exception out of the listener)
+            self._prepare(items)
+            t0 = time.perf_counter()  # (the commit's seconds: the conversion's are its own)
             if not flat or not self._write_batch(items):
                 self._stamped = {}  # (what the flat attempt wrote was rolled back)
                 self._write_each(items)

@@ -70,19 +70,16 @@ _BROKEN_URI = (
 )
 
 
-@pytest.mark.xfail(strict=True, reason=_BROKEN_URI)
 def test_a_number_under_an_unsplittable_uri_is_not_the_registrars_word(http: TestClient) -> None:
     ack, _ = _man_numbered_by(http, "R46EA", 501, HIS_URI, BROKEN)
     _nothing_filed(http, ack, "R46EA", "OBS")
 
 
-@pytest.mark.xfail(strict=True, reason=_BROKEN_URI)
 def test_a_copy_of_a_version_an_unsplittable_uri_wrote_is_not_filed(http: TestClient) -> None:
     ack, _ = _copy_of_a_version_written_by(http, "R46EB", HIS_URI, BROKEN)
     _nothing_filed(http, ack, "R46EB", "GLU")
 
 
-@pytest.mark.xfail(strict=True, reason=_BROKEN_URI + " (the registrar itself the unsplittable one)")
 def test_a_number_given_to_a_registrar_with_an_unsplittable_uri_is_not_anothers_word(
     http: TestClient,
 ) -> None:
@@ -100,7 +97,6 @@ _FAIL_OPEN = (
 )
 
 
-@pytest.mark.xfail(strict=True, reason=_FAIL_OPEN)
 def test_a_failure_inside_the_person_guard_does_not_file_the_message(
     http: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -146,7 +142,6 @@ BARE_URI = [
 ]
 
 
-@pytest.mark.xfail(strict=True, reason=_BARE_URI)
 @pytest.mark.parametrize("registers, gives", BARE_URI, ids=["bare-registers", "bare-gives"])
 def test_a_bare_uri_and_a_uri_differing_in_its_paths_case_are_two_applications(
     http: TestClient, registers: str, gives: str
@@ -218,7 +213,6 @@ _LOAD = (
 )
 
 
-@pytest.mark.xfail(strict=True, reason=_LOAD)
 def test_an_unsplittable_uri_form_is_loaded_or_refused_by_file_and_line(tmp_path: Path) -> None:
     from mappings.site import Site, SiteError
 

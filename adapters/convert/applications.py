@@ -235,7 +235,10 @@ def _same_system(one: str, other: str) -> bool:
     """Whether two systems (``universal_system``'s: ``urn:oid:<OID>`` or a URI) are one by RFC 3986/8141: the scheme,
     a URN's namespace id and a URL's host case aside, the rest as written -- ``URN:OID:<OID>`` and
     ``HTTP://HIS.EXAMPLE/app`` are the registrar's ids (rv46c LOW 3), ``http://his.example/APP`` another's."""
-    a, b = urlsplit(one), urlsplit(other)
+    try:
+        a, b = urlsplit(one), urlsplit(other)
+    except ValueError:  # (an unclosed "[": no URI to compare by parts -- one only as written; rv46e HIGH 1)
+        return one == other
     if not same_text(a.scheme, b.scheme):
         return False
     if a.scheme.lower() == "urn":
@@ -355,8 +358,9 @@ def states(hd: HD, code: str) -> bool:
     if hd[0]:
         return same_text(hd[0], code)
     # (a bare code has no type: its text as HD-2 under a type that reads it, as before, or the id it is by its form)
-    return universal_code(code) and universal_system(hd[1], hd[2]) is not None and (
-        same_text(hd[1], code) or _one_universal_id(hd, _universal_hd(code)))
+    # (rv46e HIGH 3: its text alone, case aside, had taken http://his.example/APP for a bare http://his.example/app)
+    return universal_code(code) and universal_system(hd[1], hd[2]) is not None and _one_universal_id(
+        hd, _universal_hd(code))
 
 
 def one_code(one: str, other: str) -> bool:
