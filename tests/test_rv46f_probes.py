@@ -20,6 +20,7 @@ from fastapi.testclient import TestClient
 from adapters.convert import Conversion
 from adapters.hl7v2.ack import ack_code_of
 from engine.engine import Engine
+from engine.messages import message_id
 from engine.settings import Settings
 from tests.conftest import settings_for_backend
 from tests.hl7_calls import err_lines, mllp, post
@@ -231,3 +232,33 @@ def test_on_mongodb_a_settling_failing_again_does_not_re_answer_a_written_messag
     assert _status(engine, outcomes[0].message_id) == PROCESSED  # (the premise: the first is written)
     assert _status(engine, outcomes[1].message_id) == "quarantined"  # (and the second quarantined)
     assert outcomes[0].code == "AA", outcomes[0].errors  # its ACK says so
+
+
+# --- (6) the operator's replay meeting a settling fault: an answer, not a 500; the message kept, then replayable
+
+
+def test_control_a_replay_meeting_a_settling_fault_is_answered_and_the_message_kept(
+    engine_http: tuple[Engine, TestClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine, http = engine_http
+    mrn = "R46FH-1"
+    bad = adt("R46FH1", "", "R46F^R46FH1", "19700101", "M").encode()  # (no PID-3)
+    ack = post(http, bad)
+    assert ack_code_of(ack) == "AE", err_lines(ack)  # (the premise: quarantined)
+    good = adt("R46FH1", f"{mrn}^^^FNXRMYY^MR", "R46F^R46FH1", "19700101", "M").encode()
+    _faulty(monkeypatch, mrn, lambda n: True)
+    r = http.post(f"/admin/quarantine/{_key('R46FH1')}/replay", content=good)
+    monkeypatch.undo()
+    assert r.status_code == 200, r.text  # (not a 500)
+    assert r.json()["ack_code"] == "AE" and r.json()["errors"][0]["code"] == "207", r.text
+    assert (
+        _status(engine, _key("R46FH1")) == RECEIVED
+    )  # (kept, the corrected copy with it, for the next replay)
+    assert _filed(http, mrn) == 0
+    r = http.post(f"/admin/quarantine/{_key('R46FH1')}/replay", content=good)
+    assert r.status_code == 200 and _filed(http, mrn) == 1, r.text
+
+
+def _key(control: str) -> str:
+    """The message document's id of FNXRMYY's ``control`` (MSH-4 and MSH-10)."""
+    return message_id("FNXRMYY", control)
