@@ -452,13 +452,20 @@ class MessageStore:
                     held = self.registrations.get(key)
                     if held is not None and not held.get(_WHOLE):
                         continue  # (its move lost to writes meanwhile: not compared as this registrar's)
-                if _first_stands(held, received, doc_id) or \
-                        self.registrations.replace_if(row, None if held is None else _as_read(held)):
+                if self._first_kept(row, held):
                     break  # (an earlier registration of this application stands, or this one is written)
                 held = self.registrations.get(key)  # (written meanwhile: another process's, read again)
             else:
                 raise Conflict(f"registrations table: {key} written by other processes meanwhile {_REKEY_TRIES} "
                                f"times: {doc_id} not filed, send the message again")
+
+    def _first_kept(self, row: Document, held: Document | None) -> bool:
+        """One try of the table's one rule, the first registration received stands under its key: ``held`` (the row
+        read under ``row``'s key) stands (``_first_stands``), or ``row`` is written over it as read (``replace_if``:
+        nothing there, or that row still). False: another process wrote there meanwhile -- read it again and ask
+        again (``note_registrations``, ``_rekey``)."""
+        return _first_stands(held, str(row.get("received_at") or ""), str(row.get("message") or "")) or \
+            self.registrations.replace_if(row, None if held is None else _as_read(held))
 
     def _rekey(self, row: Document, doc: Document | None) -> bool:
         """Key a registrations row an earlier release wrote (no ``_WHOLE``) by its registrar whole: ``registrar_of``
@@ -479,11 +486,8 @@ class MessageStore:
         if key == row["_id"]:  # (marked only as read: a row written meanwhile under its key is the writer's)
             self.registrations.replace_if(new, _as_read(row))
             return False
-        received, message = str(row.get("received_at") or ""), str(row.get("message") or "")
         for _ in range(_REKEY_TRIES):
-            held = self.registrations.get(key)
-            if _first_stands(held, received, message) or \
-                    self.registrations.replace_if(new, None if held is None else _as_read(held)):
+            if self._first_kept(new, self.registrations.get(key)):
                 break  # (the new key's row the first registration: as read, or this one written over it)
         else:
             # (written meanwhile each time: both rows kept, never neither. The pass's marker is written all the same --

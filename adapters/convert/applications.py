@@ -97,23 +97,27 @@ def _groups(institution: str, site: Any) -> list[list[HD]]:
     return [[hd_of(form) for form in group] for group in groups]
 
 
+def _holding(groups: Sequence[Sequence[HD]], hd: HD) -> int | None:
+    """Which of the site's alias ``groups`` lists ``hd`` as one of its forms as written (``as_sent``): the one
+    reading of "the group an MSH-3 is a form of" (``forms``, ``canonical``, ``same_code``)."""
+    return next((i for i, group in enumerate(groups) if any(as_sent(hd, form) for form in group)), None)
+
+
 def forms(institution: str, hd: HD, site: Any) -> tuple[HD, ...]:
     """``hd`` (an MSH-3 as sent), then every other form the site's alias group holding it lists for the
     ``institution`` (``hd`` one of its forms as sent): what a number's assigning authority may name to be this
     application's."""
-    for group in _groups(institution, site):
-        if any(as_sent(hd, form) for form in group):
-            return (hd, *(form for form in group if not as_sent(form, hd)))
-    return (hd,)
+    groups = _groups(institution, site)
+    if (i := _holding(groups, hd)) is None:
+        return (hd,)
+    return (hd, *(form for form in groups[i] if not as_sent(form, hd)))
 
 
 def canonical(institution: str, hd: HD, site: Any) -> HD:
     """The name of the application ``hd`` (an MSH-3 as sent) is: the first form of the site's alias group
     holding it (``as_sent``), else ``hd`` itself -- two MSH-3s of one group are one application to ``same_hd``."""
-    for group in _groups(institution, site):
-        if any(as_sent(hd, form) for form in group):
-            return group[0]
-    return hd
+    groups = _groups(institution, site)
+    return hd if (i := _holding(groups, hd)) is None else groups[i][0]
 
 
 def one_application(institution: str, one: HD, other: HD, site: Any) -> bool:
@@ -206,11 +210,8 @@ def same_code(institution: str, one: str, other: str, site: Any) -> bool:
     if one_code(one, other):
         return True
     groups = _groups(institution, site)
-    def declared(code: str) -> int | None:
-        return next((i for i, forms_ in enumerate(groups) if any(as_sent(hd_of(code), form) for form in forms_)),
-                    None)
-    found = declared(one)
-    if found is not None and found == declared(other):
+    found = _holding(groups, hd_of(one))
+    if found is not None and found == _holding(groups, hd_of(other)):
         return True  # two forms of one group as the site wrote them: one application by the site's word
     if _two_universal_ids(_universal_hd(one), _universal_hd(other)):
         return False
@@ -340,7 +341,7 @@ def states(hd: HD, code: str) -> bool:
     fix44; low44c)
     Two universal ids with their types are compared as ``_two_universal_ids`` compares them (``_one_universal_id``:
     as systems where ``universal_system`` reads both, else as text), and a bare code that is a universal id by its
-    form as that id too (``_universal_hd``, as ``same_code`` reads it), its text as HD-2 still stating it: the
+    form as that id (``_universal_hd``, as ``same_code`` reads it): the
     registrar ``^<OID>^ISO`` sending its own id without a name as ``^urn:oid:<OID>^URI``, or as the bare MSH-3.1
     ``urn:oid:<OID>`` (stored bare: ``one_code`` asks ``^<OID>^ISO`` whether it states it), had been refused AE 205
     where ``HISN^urn:oid:<OID>^URI`` was taken (rv46c LOW 4). A URI differing only in the case of its path is another
@@ -357,8 +358,8 @@ def states(hd: HD, code: str) -> bool:
         return not hd[0] and bool(own[1]) and _one_universal_id(hd, own)
     if hd[0]:
         return same_text(hd[0], code)
-    # (a bare code has no type: its text as HD-2 under a type that reads it, as before, or the id it is by its form)
-    # (rv46e HIGH 3: its text alone, case aside, had taken http://his.example/APP for a bare http://his.example/app)
+    # (a bare code has no type: stated as the id it is by its form, under an HD-3 that reads the HD-2 -- its text
+    # alone, case aside, had taken http://his.example/APP for a bare http://his.example/app: rv46e HIGH 3)
     return universal_code(code) and universal_system(hd[1], hd[2]) is not None and _one_universal_id(
         hd, _universal_hd(code))
 
