@@ -81,6 +81,19 @@ def site_without(folder: Path, *keys: str) -> Path:
     return folder
 
 
+def alias_site(folder: Path, groups: dict[str, list[list[str]]]) -> Path:
+    """``folder`` (made when missing) with the shipped hl7v2/senders.yaml plus ``groups`` as its
+    ``application_aliases`` (institution -> its groups of MSH-3 forms): the site every alias-group test opens its
+    engine on, alone or over ``undeclared_site``'s institutions.yaml."""
+    from mappings.site import DEFAULTS_DIR
+
+    (folder / "hl7v2").mkdir(parents=True, exist_ok=True)
+    shipped = yaml.safe_load((DEFAULTS_DIR / "hl7v2" / "senders.yaml").read_text(encoding="utf-8"))
+    (folder / "hl7v2" / "senders.yaml").write_text(
+        yaml.safe_dump({**shipped, "application_aliases": groups}, allow_unicode=True), encoding="utf-8")
+    return folder
+
+
 @pytest.fixture(scope="module", params=_BACKENDS)
 def undeclared_eng(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     """``module_eng`` on a site declaring no registration application (``undeclared_site``). A module of the

@@ -18,15 +18,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-import yaml
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
 from engine.engine import Engine
 from engine.settings import Settings
-from mappings.site import DEFAULTS_DIR
 from tests.hl7_calls import err_lines, post
-from tests.module_store import system_client, undeclared_eng, undeclared_eng_http, undeclared_site
+from tests.module_store import alias_site, system_client, undeclared_eng, undeclared_eng_http, undeclared_site
 from tests.owner41_calls import nids
 from tests.test_rvidentity32_probes import MRN, _nid, adt, patients
 
@@ -40,12 +38,7 @@ def alias_http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]
     """An undeclared site (``undeclared_site``) whose senders.yaml names ``HIS`` and ``HIS_FORM`` one application of
     FNXRMYY (SQLite)."""
     tmp = tmp_path_factory.mktemp("low45alias")
-    site = undeclared_site(tmp / "site")
-    (site / "hl7v2").mkdir(parents=True)
-    shipped = yaml.safe_load((DEFAULTS_DIR / "hl7v2" / "senders.yaml").read_text(encoding="utf-8"))
-    (site / "hl7v2" / "senders.yaml").write_text(
-        yaml.safe_dump({**shipped, "application_aliases": {"FNXRMYY": [["HIS", HIS_FORM]]}}, allow_unicode=True),
-        encoding="utf-8")
+    site = alias_site(undeclared_site(tmp / "site"), {"FNXRMYY": [["HIS", HIS_FORM]]})
     settings = Settings(data_dir=tmp / "var", http_port=0, mllp_port=0, base_url="https://huren.example", site=site)
     with Engine(settings) as engine, system_client(engine, "low45alias") as client:
         yield client

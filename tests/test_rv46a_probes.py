@@ -13,16 +13,14 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-import yaml
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
 from engine.engine import Engine
 from engine.messages import _EPOCH, _REGISTRARS, MessageStore, _as_read, _epoch_as_read
 from engine.settings import Settings
-from mappings.site import DEFAULTS_DIR
 from tests.hl7_calls import err_lines, post
-from tests.module_store import system_client, undeclared_site
+from tests.module_store import alias_site, system_client, undeclared_site
 from tests.test_idlow41_identity import _set
 from tests.test_reg45_registrar_hd import _as_the_release_before, _rows
 from tests.test_rvidentity32_probes import MRN, _nid, adt, oru, patients, subjects
@@ -36,12 +34,7 @@ def aliased_both(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Eng
     """The shipped site plus senders.yaml ``application_aliases`` naming ``HIS`` and ``HIS_FORM`` one application of
     FNXRMYY -- the site low45 and rv44c test with (SQLite, one engine a module)."""
     tmp = tmp_path_factory.mktemp("rv46a-alias")
-    site = tmp / "site"
-    (site / "hl7v2").mkdir(parents=True)
-    shipped = yaml.safe_load((DEFAULTS_DIR / "hl7v2" / "senders.yaml").read_text(encoding="utf-8"))
-    (site / "hl7v2" / "senders.yaml").write_text(
-        yaml.safe_dump({**shipped, "application_aliases": {"FNXRMYY": [["HIS", HIS_FORM]]}}, allow_unicode=True),
-        encoding="utf-8")
+    site = alias_site(tmp / "site", {"FNXRMYY": [["HIS", HIS_FORM]]})
     settings = Settings(data_dir=tmp / "var", http_port=0, mllp_port=0, base_url="https://huren.example", site=site)
     with Engine(settings) as engine, system_client(engine, "rv46a") as client:
         yield engine, client

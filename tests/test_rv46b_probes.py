@@ -18,15 +18,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-import yaml
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
 from engine.engine import Engine
 from engine.settings import Settings
-from mappings.site import DEFAULTS_DIR
 from tests.hl7_calls import err_lines, post
-from tests.module_store import system_client, undeclared_site
+from tests.module_store import alias_site, system_client, undeclared_site
 from tests.owner41_calls import nids
 from tests.test_idlow41_identity import _set
 from tests.test_reg45_registrar_hd import _admitted, _taken_over
@@ -50,13 +48,7 @@ GROUPS = [["HIS", HIS_FORM], [EMPI_OLD, EMPI_NEW], [PAS_OLD, PAS_NEW], [LAB_OLD,
 def aliased(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     """The shipped site plus ``GROUPS`` as FNXRMYY's ``application_aliases``, on ``request.param``'s backend."""
     tmp = tmp_path_factory.mktemp(f"rv46b-{request.param}")
-    site = tmp / "site"
-    (site / "hl7v2").mkdir(parents=True)
-    shipped = yaml.safe_load((DEFAULTS_DIR / "hl7v2" / "senders.yaml").read_text(encoding="utf-8"))
-    (site / "hl7v2" / "senders.yaml").write_text(
-        yaml.safe_dump({**shipped, "application_aliases": {"FNXRMYY": GROUPS}}, allow_unicode=True),
-        encoding="utf-8",
-    )
+    site = alias_site(tmp / "site", {"FNXRMYY": GROUPS})
     mongo = {"mongodb_uri": "mongomock://"} if request.param == "mongomock" else {}
     settings = Settings(
         data_dir=tmp / "var", http_port=0, mllp_port=0, base_url="https://huren.example", site=site, **mongo
@@ -297,13 +289,7 @@ def test_control_an_update_under_a_third_oid_is_not_the_lab_restating_its_placeh
 def undeclared_aliased(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     """An undeclared site (``undeclared_site``: no registration application) with ``GROUPS`` (SQLite)."""
     tmp = tmp_path_factory.mktemp("rv46b-undeclared")
-    site = undeclared_site(tmp / "site")
-    (site / "hl7v2").mkdir(parents=True)
-    shipped = yaml.safe_load((DEFAULTS_DIR / "hl7v2" / "senders.yaml").read_text(encoding="utf-8"))
-    (site / "hl7v2" / "senders.yaml").write_text(
-        yaml.safe_dump({**shipped, "application_aliases": {"FNXRMYY": GROUPS}}, allow_unicode=True),
-        encoding="utf-8",
-    )
+    site = alias_site(undeclared_site(tmp / "site"), {"FNXRMYY": GROUPS})
     settings = Settings(
         data_dir=tmp / "var", http_port=0, mllp_port=0, base_url="https://huren.example", site=site
     )

@@ -18,15 +18,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
 from engine.engine import Engine
 from engine.settings import Settings
-from mappings.site import DEFAULTS_DIR
 from tests.hl7_calls import err_lines, post
-from tests.module_store import system_client
+from tests.module_store import alias_site, system_client
 from tests.test_rv46b_probes import _copy_of_a_version_written_by, _filed_on, _man_numbered_by, _nothing_filed
 from tests.test_rvidentity32_probes import MRN, adt, patients
 
@@ -50,13 +48,7 @@ GROUPS = [
 
 
 def _site(folder: Path, groups: list[list[str]]) -> Path:
-    (folder / "hl7v2").mkdir(parents=True)
-    shipped = yaml.safe_load((DEFAULTS_DIR / "hl7v2" / "senders.yaml").read_text(encoding="utf-8"))
-    (folder / "hl7v2" / "senders.yaml").write_text(
-        yaml.safe_dump({**shipped, "application_aliases": {"FNXRMYY": groups}}, allow_unicode=True),
-        encoding="utf-8",
-    )
-    return folder
+    return alias_site(folder, {"FNXRMYY": groups})
 
 
 @pytest.fixture(scope="module")

@@ -16,16 +16,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 from fastapi.testclient import TestClient
 
 from adapters.convert import applications
 from adapters.hl7v2.ack import ack_code_of
 from engine.engine import Engine
 from engine.settings import Settings
-from mappings.site import DEFAULTS_DIR
 from tests.hl7_calls import err_lines, post
-from tests.module_store import system_client
+from tests.module_store import alias_site, system_client
 from tests.test_rv46b_probes import _copy_of_a_version_written_by, _filed_on, _man_numbered_by, _nothing_filed
 from tests.test_rvidentity32_probes import MRN, adt, patients
 
@@ -34,13 +32,6 @@ BROKEN = "HIS^http://[his.example/app^URI"  # another universal id (a URI urlspl
 HOSPITAL = "2.16.840.1.113883.19.4.1"  # a hospital OID every application's MSH-3 carries (a common site)
 
 
-def _site(folder: Path, groups: dict[str, list[list[str]]]) -> Path:
-    (folder / "hl7v2").mkdir(parents=True)
-    shipped = yaml.safe_load((DEFAULTS_DIR / "hl7v2" / "senders.yaml").read_text(encoding="utf-8"))
-    (folder / "hl7v2" / "senders.yaml").write_text(
-        yaml.safe_dump({**shipped, "application_aliases": groups}, allow_unicode=True), encoding="utf-8"
-    )
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -216,7 +207,7 @@ _LOAD = (
 def test_an_unsplittable_uri_form_is_loaded_or_refused_by_file_and_line(tmp_path: Path) -> None:
     from mappings.site import Site, SiteError
 
-    site = _site(
+    site = alias_site(
         tmp_path / "site", {"FNXRMYY": [[HIS_URI, "HISV2"], ["LIS^http://[lis.example/app^URI", "LIS"]]}
     )
     try:  # (loaded, as at 9ba8185f, or refused naming the form: either is an answer; a ValueError is none)
@@ -241,7 +232,7 @@ def test_control_the_documented_and_common_alias_sites_load(tmp_path: Path) -> N
             ["HIS", "^1.2.156.112604.1.3.1^ISO", "^http://his.example/app^URI"],
         ],
     }
-    loaded = Site.load(Settings(site=_site(tmp_path / "site", groups)))
+    loaded = Site.load(Settings(site=alias_site(tmp_path / "site", groups)))
     assert loaded.tables["senders"]["application_aliases"] == groups
 
 
