@@ -133,7 +133,11 @@ def test_an_anonymous_form_of_format_pairs_costs_what_a_plain_form_does(both: tu
         assert r.status_code == 401, r.text[:200]
         return time.process_time() - started
 
-    plain, formats = cpu(b"&a=json"), cpu(b"&_format=json")
+    # (the least of three each: process_time counts every thread of the worker, and under the whole suite's load
+    # another thread's work once landed in one reading -- ci194: 0.21 s against 0.016 s; alone 0.02 s. The bound
+    # is unchanged)
+    plain = min(cpu(b"&a=json") for _ in range(3))
+    formats = min(cpu(b"&_format=json") for _ in range(3))
     assert formats < 3 * plain + 0.15, (plain, formats)
 
 
